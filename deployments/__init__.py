@@ -1,0 +1,1 @@
+"""Deployments: schedules, work pools and automations (alerting) for the flows."""

@@ -1,0 +1,1 @@
+"""Great Expectations suites for positions and instruments, as code, and their runner."""

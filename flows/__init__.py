@@ -1,0 +1,1 @@
+"""Prefect flows: wiring only (sync-instruments, reconcile-positions, recalculate-leverage)."""

@@ -1,0 +1,24 @@
+"""The `posguard` command. Subcommands live in small modules beside this one."""
+
+from __future__ import annotations
+
+import typer
+
+from posguard.cli import inspect_cmds, project_cmds
+
+app = typer.Typer(
+    name="posguard",
+    help=(
+        "Position integrity for OKX derivatives accounts: fetch positions and instruments, "
+        "validate them, reconcile them with a registry and recalculate leverage."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+project_cmds.register(app)
+inspect_cmds.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,455 @@
+"""The OKX v5 REST client: signing, demo header, clock offset, envelope, rate limits, paging.
+
+It never retries on its own (retries belong to Prefect, through `is_retryable`), with one
+protocol exception: a 50102 (timestamp outside the window) re-syncs the clock from
+/api/v5/public/time and re-sends once, because the first request could not have succeeded.
+The transport is injectable: tests pass `httpx.MockTransport` or talk to the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from posguard.errors import (
+    ClockSkewError,
+    ConfigError,
+    ExchangeTimeoutError,
+    RateLimitedError,
+    TransientExchangeError,
+)
+from posguard.okx import endpoints as ep
+from posguard.okx.envelope import CallContext, decode
+from posguard.okx.ratelimit import SHARED_LIMITER, RateLimiter
+from posguard.okx.signing import okx_timestamp, sign
+from posguard.settings import AccountSettings, Settings
+
+logger = logging.getLogger("posguard.okx")
+
+Record = dict[str, Any]
+Params = dict[str, str | None]
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _query(params: Params | None) -> str:
+    # OKX (like python-okx) ignores absent and empty parameters; dropping them keeps the
+    # signed path and the sent path identical.
+    if not params:
+        return ""
+    pairs = [(k, v) for k, v in params.items() if v is not None and v != ""]
+    return urlencode(pairs)
+
+
+class OkxClient:
+    """A synchronous client for one account (or for public endpoints only, without one)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        account_name: str | None = None,
+        account: AccountSettings | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout_seconds: float = 10.0,
+        limiter: RateLimiter | None = None,
+        wall_clock_ms: Callable[[], int] = _wall_clock_ms,
+        auto_sync_clock: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.account_name = account_name
+        self._account = account
+        self._limiter = limiter or SHARED_LIMITER
+        self._wall_clock_ms = wall_clock_ms
+        self._offset_ms = 0
+        self._clock_synced = not auto_sync_clock
+        self._ip_scope = urlsplit(self.base_url).netloc or self.base_url
+        headers = {"Accept": "application/json", "User-Agent": "posguard/0.1"}
+        if account is not None and account.demo:
+            headers["x-simulated-trading"] = "1"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout_seconds),
+            headers=headers,
+        )
+
+    @classmethod
+    def for_account(
+        cls, settings: Settings, name: str, *, transport: httpx.BaseTransport | None = None
+    ) -> OkxClient:
+        account = settings.account(name)
+        return cls(
+            base_url=account.resolved_base_url,
+            account_name=name,
+            account=account,
+            transport=transport,
+            timeout_seconds=settings.http_timeout_seconds,
+        )
+
+    @classmethod
+    def public(
+        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    ) -> OkxClient:
+        return cls(
+            base_url=settings.public_base_url,
+            transport=transport,
+            timeout_seconds=settings.http_timeout_seconds,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OkxClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    @property
+    def clock_offset_ms(self) -> int:
+        return self._offset_ms
+
+    def now_ms(self) -> int:
+        """OKX's idea of now: the local clock corrected by the last measured offset."""
+        return self._wall_clock_ms() + self._offset_ms
+
+    def sync_clock(self) -> int:
+        """Measure the offset to OKX's clock from /api/v5/public/time; returns it in ms."""
+        sent = self._wall_clock_ms()
+        data = self._send(ep.PUBLIC_TIME, None, None)
+        received = self._wall_clock_ms()
+        server_ms = int(str(data[0]["ts"]))
+        self._offset_ms = server_ms - (sent + received) // 2
+        self._clock_synced = True
+        logger.debug("clock offset to OKX: %s ms", self._offset_ms)
+        return self._offset_ms
+
+    # -- the one request path ----------------------------------------------------------------
+
+    def request(
+        self,
+        endpoint: ep.Endpoint,
+        params: Params | None = None,
+        body: Record | list[Record] | None = None,
+    ) -> list[Any]:
+        """Send one request and return its `data` array, or raise the error it carries."""
+        if endpoint.private and not self._clock_synced:
+            self.sync_clock()
+        try:
+            return self._send(endpoint, params, body)
+        except ClockSkewError:
+            if not endpoint.private:
+                raise
+            logger.warning(
+                "OKX says the request timestamp is out of its window (50102); re-syncing "
+                "the clock (offset was %s ms) and sending once more",
+                self._offset_ms,
+            )
+            self.sync_clock()
+            return self._send(endpoint, params, body)
+
+    def _send(
+        self,
+        endpoint: ep.Endpoint,
+        params: Params | None,
+        body: Record | list[Record] | None,
+    ) -> list[Any]:
+        query = _query(params)
+        request_path = endpoint.path + (f"?{query}" if query else "")
+        body_text = "" if body is None else json.dumps(body, separators=(",", ":"))
+        ctx = CallContext(endpoint.method, endpoint.path, self.account_name)
+        headers: dict[str, str] = {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if endpoint.private:
+            headers.update(self._auth_headers(endpoint, request_path, body_text, ctx))
+        scope_id = (self.account_name or "") if endpoint.scope == "uid" else self._ip_scope
+        key = endpoint.limit_key(scope_id, {k: v for k, v in (params or {}).items() if v})
+        waited = self._limiter.acquire(key, endpoint.limit, endpoint.window_seconds)
+        if waited > 0:
+            logger.debug("waited %.3f s for the rate limit of %s", waited, endpoint.path)
+        try:
+            response = self._http.request(
+                endpoint.method,
+                request_path,
+                content=body_text.encode("utf-8") if body is not None else None,
+                headers=headers,
+            )
+        except httpx.TimeoutException as exc:
+            raise ExchangeTimeoutError(
+                f"{ctx.describe()} timed out ({type(exc).__name__}); the exchange or the "
+                f"network is slow. Reads are retried; raise http_timeout_seconds if it persists",
+                endpoint=endpoint.path,
+                method=endpoint.method,
+                account=self.account_name,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransientExchangeError(
+                f"{ctx.describe()} could not reach {self.base_url} ({type(exc).__name__}: "
+                f"{exc}); check the network and base_url",
+                endpoint=endpoint.path,
+                method=endpoint.method,
+                account=self.account_name,
+            ) from exc
+        try:
+            return decode(response.content, ctx, http_status=response.status_code)
+        except RateLimitedError:
+            self._limiter.penalize(key, endpoint.window_seconds)
+            raise
+
+    def _auth_headers(
+        self, endpoint: ep.Endpoint, request_path: str, body_text: str, ctx: CallContext
+    ) -> dict[str, str]:
+        if self._account is None:
+            raise ConfigError(
+                f"{ctx.describe()} needs API credentials, but this client has no account; "
+                f"build it with OkxClient.for_account(settings, name)"
+            )
+        timestamp = okx_timestamp(self.now_ms())
+        signature = sign(
+            self._account.secret_key.get_secret_value(),
+            timestamp,
+            endpoint.method,
+            request_path,
+            body_text,
+        )
+        return {
+            "OK-ACCESS-KEY": self._account.api_key.get_secret_value(),
+            "OK-ACCESS-SIGN": signature,
+            "OK-ACCESS-TIMESTAMP": timestamp,
+            "OK-ACCESS-PASSPHRASE": self._account.passphrase.get_secret_value(),
+        }
+
+    def _paged(
+        self,
+        endpoint: ep.Endpoint,
+        params: Params,
+        *,
+        cursor_of: Callable[[list[Any]], str | None],
+        limit: int,
+        max_pages: int,
+    ) -> list[Any]:
+        """Follow `after` cursors (records older than the cursor) until a short page."""
+        rows: list[Any] = []
+        after = params.get("after")
+        for _ in range(max_pages):
+            page = self.request(endpoint, {**params, "after": after, "limit": str(limit)})
+            rows.extend(page)
+            if len(page) < limit:
+                break
+            cursor = cursor_of(page)
+            if cursor is None or cursor == after:
+                break
+            after = cursor
+        return rows
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def server_time_ms(self) -> int:
+        data = self.request(ep.PUBLIC_TIME)
+        return int(str(data[0]["ts"]))
+
+    def instruments(
+        self,
+        inst_type: str = "SWAP",
+        *,
+        inst_family: str | None = None,
+        inst_id: str | None = None,
+    ) -> list[Record]:
+        return self.request(
+            ep.INSTRUMENTS, {"instType": inst_type, "instFamily": inst_family, "instId": inst_id}
+        )
+
+    def position_tiers(
+        self,
+        inst_type: str,
+        td_mode: str,
+        *,
+        inst_family: str | None = None,
+        inst_id: str | None = None,
+    ) -> list[Record]:
+        return self.request(
+            ep.POSITION_TIERS,
+            {
+                "instType": inst_type,
+                "tdMode": td_mode,
+                "instFamily": inst_family,
+                "instId": inst_id,
+            },
+        )
+
+    def account_config(self) -> Record:
+        data = self.request(ep.ACCOUNT_CONFIG)
+        if not data or not isinstance(data[0], dict):
+            raise TransientExchangeError(
+                f"OKX GET {ep.ACCOUNT_CONFIG.path} for account {self.account_name!r} returned "
+                f"no configuration record",
+                endpoint=ep.ACCOUNT_CONFIG.path,
+                account=self.account_name,
+            )
+        record: Record = data[0]
+        return record
+
+    def positions(
+        self,
+        *,
+        inst_type: str | None = None,
+        inst_ids: Sequence[str] = (),
+        pos_ids: Sequence[str] = (),
+    ) -> list[Record]:
+        """Open positions (and zero-size records when asked by instId); no pagination."""
+        if inst_ids:
+            rows: list[Record] = []
+            for chunk in _chunks(list(inst_ids), 10):  # OKX accepts up to 10 instIds
+                rows += self.request(
+                    ep.POSITIONS, {"instType": inst_type, "instId": ",".join(chunk)}
+                )
+            return rows
+        if pos_ids:
+            rows = []
+            for chunk in _chunks(list(pos_ids), 20):  # and up to 20 posIds
+                rows += self.request(
+                    ep.POSITIONS, {"instType": inst_type, "posId": ",".join(chunk)}
+                )
+            return rows
+        return self.request(ep.POSITIONS, {"instType": inst_type})
+
+    def positions_history(
+        self,
+        *,
+        inst_type: str | None = None,
+        inst_id: str | None = None,
+        mgn_mode: str | None = None,
+        close_type: str | None = None,
+        pos_id: str | None = None,
+        after_ms: int | None = None,
+        before_ms: int | None = None,
+        limit: int = 100,
+        max_pages: int = 10,
+    ) -> list[Record]:
+        """Closed and partially closed positions, newest first, paged by uTime."""
+
+        def oldest_utime(page: list[Any]) -> str | None:
+            # OKX returns every record sharing a uTime in one page, so `after` the oldest
+            # uTime loses nothing.
+            times = [int(r["uTime"]) for r in page if str(r.get("uTime", "")).isdigit()]
+            return str(min(times)) if times else None
+
+        params: Params = {
+            "instType": inst_type,
+            "instId": inst_id,
+            "mgnMode": mgn_mode,
+            "type": close_type,
+            "posId": pos_id,
+            "after": None if after_ms is None else str(after_ms),
+            "before": None if before_ms is None else str(before_ms),
+        }
+        return self._paged(
+            ep.POSITIONS_HISTORY,
+            params,
+            cursor_of=oldest_utime,
+            limit=min(limit, 100),
+            max_pages=max_pages,
+        )
+
+    def leverage_info(self, mgn_mode: str, inst_ids: Sequence[str]) -> list[Record]:
+        rows: list[Record] = []
+        for chunk in _chunks(list(inst_ids), 20):  # OKX accepts up to 20 instIds
+            rows += self.request(ep.LEVERAGE_INFO, {"mgnMode": mgn_mode, "instId": ",".join(chunk)})
+        return rows
+
+    def set_leverage(
+        self,
+        *,
+        lever: str,
+        mgn_mode: str,
+        inst_id: str | None = None,
+        pos_side: str | None = None,
+        ccy: str | None = None,
+    ) -> list[Record]:
+        """POST set-leverage; `lever` is sent as a string, as OKX documents it."""
+        body: Record = {"lever": lever, "mgnMode": mgn_mode}
+        if inst_id:
+            body["instId"] = inst_id
+        if ccy:
+            body["ccy"] = ccy
+        if pos_side:
+            body["posSide"] = pos_side
+        return self.request(ep.SET_LEVERAGE, body=body)
+
+    def candles(
+        self,
+        inst_id: str,
+        *,
+        bar: str = "1m",
+        limit: int = 100,
+        after_ms: int | None = None,
+        before_ms: int | None = None,
+        max_pages: int = 1,
+        history: bool = False,
+    ) -> list[list[str]]:
+        """Candles newest first; `max_pages` > 1 walks back in time with `after`."""
+
+        def oldest_ts(page: list[Any]) -> str | None:
+            stamps = [int(row[0]) for row in page if row and str(row[0]).isdigit()]
+            return str(min(stamps)) if stamps else None
+
+        endpoint = ep.HISTORY_CANDLES if history else ep.CANDLES
+        params: Params = {
+            "instId": inst_id,
+            "bar": bar,
+            "after": None if after_ms is None else str(after_ms),
+            "before": None if before_ms is None else str(before_ms),
+        }
+        return self._paged(
+            endpoint, params, cursor_of=oldest_ts, limit=min(limit, 300), max_pages=max_pages
+        )
+
+    def fills(
+        self,
+        *,
+        inst_type: str | None = None,
+        inst_id: str | None = None,
+        begin_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 100,
+        max_pages: int = 10,
+        history: bool = False,
+    ) -> list[Record]:
+        """Fills newest first (last 3 days, or 3 months with `history`), paged by billId."""
+        if history and not inst_type:
+            raise ConfigError("fills-history needs inst_type (OKX requires instType there)")
+
+        def oldest_bill(page: list[Any]) -> str | None:
+            bills = [int(r["billId"]) for r in page if str(r.get("billId", "")).isdigit()]
+            return str(min(bills)) if bills else None
+
+        params: Params = {
+            "instType": inst_type,
+            "instId": inst_id,
+            "begin": None if begin_ms is None else str(begin_ms),
+            "end": None if end_ms is None else str(end_ms),
+        }
+        return self._paged(
+            ep.FILLS_HISTORY if history else ep.FILLS,
+            params,
+            cursor_of=oldest_bill,
+            limit=min(limit, 100),
+            max_pages=max_pages,
+        )

@@ -1,0 +1,93 @@
+"""OKX error codes posguard knows, with the error class each becomes and what to do about it.
+
+Source: shared/docs/okx-facts.md section 1.4 (the OKX error-code pages, with ccxt's mapping).
+A code not listed here is a `RejectedError` (not retried): guessing "transient" for an unknown
+code could hammer the exchange with a request it will never accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from posguard.errors import (
+    AuthError,
+    ClockSkewError,
+    ExchangeError,
+    ExchangeTimeoutError,
+    RateLimitedError,
+    RejectedError,
+    TransientExchangeError,
+)
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    error: type[ExchangeError]
+    remedy: str
+
+
+_RETRY_LATER = "posguard retries it with backoff; if it persists, check OKX's status page"
+_CHECK_KEY = (
+    "check the API key, secret and passphrase of this account in posguard's settings, "
+    "and that the key belongs to the configured environment (demo or production)"
+)
+
+OKX_CODES: dict[str, CodeInfo] = {
+    "1": CodeInfo(RejectedError, "the operation failed; see the per-item sCode/sMsg"),
+    "2": CodeInfo(RejectedError, "the bulk operation partially succeeded; see sCode/sMsg"),
+    "50001": CodeInfo(TransientExchangeError, _RETRY_LATER),
+    "50004": CodeInfo(
+        ExchangeTimeoutError,
+        "the outcome is unknown: reads are retried, writes are re-read before any retry",
+    ),
+    "50011": CodeInfo(RateLimitedError, "posguard backs off; lower the schedule's frequency"),
+    "50013": CodeInfo(TransientExchangeError, _RETRY_LATER),
+    "50014": CodeInfo(RejectedError, "a required parameter was empty: this is a posguard bug"),
+    "50026": CodeInfo(TransientExchangeError, _RETRY_LATER),
+    "50030": CodeInfo(AuthError, "give the API key the permission this endpoint needs"),
+    "50040": CodeInfo(RateLimitedError, "posguard backs off; lower the schedule's frequency"),
+    "50061": CodeInfo(RateLimitedError, "the sub-account order rate limit was reached"),
+    "50101": CodeInfo(
+        AuthError,
+        "the key does not match the environment: set demo = true for a demo-trading key, "
+        "false for a production key",
+    ),
+    "50102": CodeInfo(ClockSkewError, "check the machine's clock (NTP); posguard re-syncs once"),
+    "50103": CodeInfo(AuthError, _CHECK_KEY),
+    "50104": CodeInfo(AuthError, _CHECK_KEY),
+    "50105": CodeInfo(AuthError, "the passphrase is wrong: " + _CHECK_KEY),
+    "50106": CodeInfo(AuthError, _CHECK_KEY),
+    "50107": CodeInfo(AuthError, _CHECK_KEY),
+    "50110": CodeInfo(AuthError, "add this machine's IP address to the API key's whitelist"),
+    "50111": CodeInfo(AuthError, "the API key is unknown: " + _CHECK_KEY),
+    "50112": CodeInfo(AuthError, "the timestamp format was refused: this is a posguard bug"),
+    "50113": CodeInfo(
+        AuthError, "the signature was refused (usually a wrong secret): " + _CHECK_KEY
+    ),
+    "50114": CodeInfo(AuthError, _CHECK_KEY),
+    "51000": CodeInfo(RejectedError, "a parameter was refused; see the message"),
+    "51001": CodeInfo(RejectedError, "the instrument does not exist (delisted or renamed?)"),
+    "51010": CodeInfo(RejectedError, "the account mode (acctLv) does not support this endpoint"),
+    "58001": CodeInfo(RejectedError, "the trade password is wrong"),
+    "59000": CodeInfo(RejectedError, "close open positions and orders before changing settings"),
+    "59100": CodeInfo(RejectedError, "open positions block this leverage change"),
+    "59101": CodeInfo(RejectedError, "cancel pending isolated-margin orders, or skip"),
+    "59102": CodeInfo(RejectedError, "the leverage exceeds the maximum: clamp it"),
+    "59103": CodeInfo(RejectedError, "margin is insufficient for a lower leverage"),
+    "59104": CodeInfo(RejectedError, "the position tier caps this leverage: lower it"),
+    "59105": CodeInfo(RejectedError, "the leverage is below the minimum"),
+    "59106": CodeInfo(RejectedError, "the order tier's maximum margin was exceeded"),
+    "59107": CodeInfo(RejectedError, "cancel pending cross-margin orders, or skip"),
+    "59108": CodeInfo(RejectedError, "leverage too low for the margin: raise it"),
+    "59109": CodeInfo(RejectedError, "equity is below the margin needed after the change"),
+    "59111": CodeInfo(RejectedError, "portfolio-margin accounts cannot query or set this leverage"),
+    "59112": CodeInfo(RejectedError, "cancel pending orders before changing leverage, or skip"),
+    "59216": CodeInfo(RejectedError, "the position does not exist"),
+}
+
+
+def code_info(code: str | None) -> CodeInfo:
+    """What a code means; unknown codes are refusals, never silently retried."""
+    if code is not None and code in OKX_CODES:
+        return OKX_CODES[code]
+    return CodeInfo(RejectedError, "an OKX error posguard does not know; see the message")

@@ -1,0 +1,152 @@
+"""posguard's configuration: the only module that reads the environment.
+
+Sources, strongest first: keyword arguments, environment variables (`POSGUARD_...`, nested with
+`__`, e.g. `POSGUARD_ACCOUNTS__MAIN__API_KEY`), then a TOML file (`posguard.toml` in the working
+directory, or the path in `POSGUARD_CONFIG`). Every field has a default except credentials,
+which have none on purpose: an empty secret is a configuration error, not a value.
+
+```toml
+state_dir = ".posguard"
+
+[accounts.main]
+api_key = "..."
+secret_key = "..."
+passphrase = "..."
+demo = true            # sends x-simulated-trading: 1; needs a demo-trading key
+region = "global"      # global | openapi | aws | us | eea
+# base_url = "http://127.0.0.1:8765"   # overrides region (the simulator)
+```
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from posguard.errors import ConfigError
+
+Region = Literal["global", "openapi", "aws", "us", "eea"]
+
+# okx-facts.md 1.1: www.okx.com (global), openapi.okx.com (2026 docs), us/eea for regional
+# accounts ("Using openapi.okx.com will not work for the regions below").
+REGION_HOSTS: dict[str, str] = {
+    "global": "https://www.okx.com",
+    "openapi": "https://openapi.okx.com",
+    "aws": "https://aws.okx.com",
+    "us": "https://us.okx.com",
+    "eea": "https://eea.okx.com",
+}
+
+DEFAULT_CONFIG_FILE = Path("posguard.toml")
+_config_path: ContextVar[Path | None] = ContextVar("posguard_config_path", default=None)
+
+
+class AccountSettings(BaseModel):
+    """One OKX account (or sub-account) and its API credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr
+    secret_key: SecretStr
+    passphrase: SecretStr
+    demo: bool = False
+    region: Region = "global"
+    base_url: str | None = None
+    # OKX's position mode of the account when known in advance; None reads account/config.
+    pos_mode: Literal["net_mode", "long_short_mode"] | None = None
+
+    @field_validator("api_key", "secret_key", "passphrase")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def resolved_base_url(self) -> str:
+        return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    state_dir: Path = Path(".posguard")
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    # Public endpoints (instruments, tiers, candles) need no account; this is their host.
+    public_base_url: str = REGION_HOSTS["global"]
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Relative tolerance of |notionalUsd - computed| / computed.
+    notional_tolerance: float = Field(default=0.01, gt=0, lt=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def account(self, name: str) -> AccountSettings:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise ConfigError(
+                f"account {name!r} is not configured (configured: {known}); add "
+                f"[accounts.{name}] to posguard.toml or set POSGUARD_ACCOUNTS__{name.upper()}__*"
+            ) from None
+
+
+def config_file_path(explicit: Path | None = None) -> Path | None:
+    """The TOML file in use: the explicit one, $POSGUARD_CONFIG, or ./posguard.toml if present."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get("POSGUARD_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings, turning every problem into a `ConfigError` that names the field.
+
+    Validation messages from pydantic are rebuilt from their location and reason only, so a
+    secret value can never be echoed into a log.
+    """
+    path = config_file_path(config_file)
+    if path is not None and not path.exists():
+        raise ConfigError(
+            f"settings file {path} does not exist; create it or unset POSGUARD_CONFIG"
+        )
+    token = _config_path.set(path)
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        where = f" (file {path})" if path else ""
+        raise ConfigError(f"invalid posguard settings{where}: {problems}") from None
+    except ValueError as exc:  # malformed TOML
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from None
+    finally:
+        _config_path.reset(token)

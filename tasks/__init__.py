@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over the posguard library, retried through `is_retryable`."""

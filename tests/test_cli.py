@@ -1,0 +1,75 @@
+"""The `posguard` command: every subcommand has --help; errors are one line, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from posguard.cli import app
+from tests.conftest import SAMPLES
+
+runner = CliRunner()
+
+
+def all_command_paths() -> list[list[str]]:
+    paths: list[list[str]] = []
+
+    def walk(command: object, prefix: list[str]) -> None:
+        # Typer vendors its own click: look for sub-commands by shape, not by class.
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                paths.append([*prefix, name])
+                walk(sub, [*prefix, name])
+
+    walk(get_command(app), [])
+    return paths
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("check", "config", "parse", "fetch"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize("path", all_command_paths(), ids=lambda p: " ".join(p))
+def test_every_subcommand_has_help(path: list[str]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_parse_prints_json_with_nulls_for_empty_strings() -> None:
+    result = runner.invoke(
+        app, ["parse", str(SAMPLES / "positions_ccxt_3_inverse_cross.json"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    assert records[0]["instId"] == "BTC-USD-SWAP"
+    assert records[0]["margin"] is None  # "" for a cross position: unknown, not 0
+
+
+def test_parse_of_a_bad_file_is_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "positions.json"
+    bad.write_text(
+        '{"code":"0","data":[{"instType":"SWAP","instId":"XRP-USDT-SWAP",'
+        '"mgnMode":"cross","posSide":"net","pos":"1","lever":"five"}]}'
+    )
+    result = runner.invoke(app, ["parse", str(bad)])
+    assert result.exit_code == 2
+    assert "lever" in result.output
+    assert "XRP-USDT-SWAP" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_fetch_without_accounts_explains_what_to_configure(tmp_path: Path) -> None:
+    config = tmp_path / "posguard.toml"
+    config.write_text("")
+    result = runner.invoke(app, ["fetch", "positions", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "--account" in result.output
