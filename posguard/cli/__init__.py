@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from posguard.cli import inspect_cmds, project_cmds
+from posguard.cli import inspect_cmds, project_cmds, sim_cmds
 
 app = typer.Typer(
     name="posguard",
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 project_cmds.register(app)
 inspect_cmds.register(app)
+sim_cmds.register(app)
 
 
 def main() -> None:

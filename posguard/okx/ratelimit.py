@@ -55,3 +55,10 @@ class RateLimiter:
 
 # One limiter per process: every client for the same account shares the account's budget.
 SHARED_LIMITER = RateLimiter()
+
+
+class NoRateLimit(RateLimiter):
+    """A limiter that never waits: for throughput benchmarks against the simulator only."""
+
+    def acquire(self, key: str, limit: int, window_seconds: float) -> float:
+        return 0.0

@@ -1,0 +1,558 @@
+"""The simulated exchange's state and OKX endpoint handlers (no HTTP here; see app.py)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from posguard.okx import endpoints as ep
+from posguard.sim import book
+from posguard.sim.book import Account, Position, SimRefusal
+from posguard.sim.market import (
+    BAR_MS,
+    Instrument,
+    candle_rows,
+    default_price,
+    load_instruments,
+    tier_record,
+)
+from posguard.sim.numbers import dec, round_to
+from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step, parse_instant
+
+# The credentials of the default account: fixed, documented and obviously not real.
+DEMO_ACCOUNT = ScenarioAccount(
+    name="demo",
+    api_key="sim-demo-key",
+    secret_key="sim-demo-secret",
+    passphrase="sim-demo-passphrase",
+    demo=True,
+)
+DEFAULT_CANDLE_HISTORY = 3000
+MARKET_CANDLES_LATEST = 1440  # market/candles serves only the latest 1,440 bars
+
+
+@dataclass
+class ArmedFault:
+    fault: Fault
+    start_ms: int | None
+    until_ms: int | None
+    remaining: int | None
+
+    def active(self, now_ms: int) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.start_ms is not None and now_ms < self.start_ms:
+            return False
+        return not (self.until_ms is not None and now_ms >= self.until_ms)
+
+
+@dataclass
+class Snapshot:
+    at_ms: int
+    positions: dict[book.PosKey, Position]
+
+
+@dataclass
+class SimExchange:
+    """Everything the simulator knows; thread-safe behind one lock."""
+
+    scenario: Scenario = field(default_factory=Scenario)
+    extra_accounts: list[ScenarioAccount] = field(default_factory=list)
+    # Off only for throughput benchmarks: OKX's per-account limits are part of the behaviour.
+    enforce_rate_limits: bool = True
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.load(self.scenario)
+
+    # -- loading and time --------------------------------------------------------------------
+
+    def load(self, scenario: Scenario) -> None:
+        with self.lock:
+            self.scenario = scenario
+            self.start_ms = scenario.start_ms
+            self.wall_at_start = time.time()
+            self.sim_now_ms = self.start_ms
+            self.prices: dict[str, Decimal] = {k: dec(v) for k, v in scenario.prices.items()}
+            self.instruments: dict[str, Instrument] = load_instruments(self.prices)
+            for inst_id in self.instruments:
+                self.prices.setdefault(inst_id, default_price(inst_id))
+            defined = scenario.accounts or ([] if self.extra_accounts else [DEMO_ACCOUNT])
+            self.accounts: dict[str, Account] = {}
+            for number, spec in enumerate([*defined, *self.extra_accounts], start=1):
+                self.accounts[spec.name] = Account(
+                    name=spec.name,
+                    api_key=spec.api_key,
+                    secret_key=spec.secret_key,
+                    passphrase=spec.passphrase,
+                    demo=spec.demo,
+                    pos_mode=spec.pos_mode,
+                    acct_lv=spec.acct_lv,
+                    uid=str(100_000_000_000_000_000 + number),
+                )
+            self.by_key = {a.api_key: a for a in self.accounts.values()}
+            for setting in scenario.leverage:
+                account = self.accounts[setting.account or self.default_account]
+                key = book.lever_key(account, setting.inst_id, setting.mgn_mode, setting.pos_side)
+                account.leverage[key] = dec(setting.lever)
+            self.pending: deque[tuple[int, int, Step]] = deque(
+                sorted(
+                    (
+                        (parse_instant(s.at, self.start_ms), i, s)
+                        for i, s in enumerate(scenario.steps)
+                    ),
+                    key=lambda item: (item[0], item[1]),
+                )
+            )
+            self.applied: list[dict[str, Any]] = []
+            self.registry_writes: list[dict[str, Any]] = []
+            self.snapshots: dict[str, list[Snapshot]] = {name: [] for name in self.accounts}
+            self.faults = [
+                ArmedFault(
+                    f,
+                    None if f.start is None else parse_instant(f.start, self.start_ms),
+                    None if f.until is None else parse_instant(f.until, self.start_ms),
+                    f.times,
+                )
+                for f in scenario.faults
+            ]
+            self._apply_due()
+
+    @property
+    def default_account(self) -> str:
+        return next(iter(self.accounts))
+
+    def now_ms(self) -> int:
+        with self.lock:
+            if self.scenario.clock == "wall":
+                elapsed = time.time() - self.wall_at_start
+                self.sim_now_ms = self.start_ms + int(elapsed * 1000)
+                self._apply_due()
+            return self.sim_now_ms
+
+    def advance(self, *, seconds: float | None = None, to_ms: int | None = None) -> int:
+        """Move simulated time forward (never back) and apply the steps now due."""
+        with self.lock:
+            target = self.sim_now_ms
+            if seconds is not None:
+                target += int(seconds * 1000)
+            if to_ms is not None:
+                target = max(target, to_ms)
+            self.sim_now_ms = target
+            self._apply_due()
+            return self.sim_now_ms
+
+    def next_step_ms(self) -> int | None:
+        with self.lock:
+            return self.pending[0][0] if self.pending else None
+
+    def end_ms(self) -> int:
+        """The time of the last step or fault boundary: the scenario is over after it."""
+        moments = [parse_instant(s.at, self.start_ms) for s in self.scenario.steps]
+        moments += [f.until_ms for f in self.faults if f.until_ms is not None]
+        moments += [f.start_ms for f in self.faults if f.start_ms is not None]
+        return max(moments, default=self.start_ms)
+
+    def _apply_due(self) -> None:
+        while self.pending and self.pending[0][0] <= self.sim_now_ms:
+            at_ms, index, step = self.pending.popleft()
+            self.apply_step(step, at_ms, index)
+
+    # -- scenario steps ----------------------------------------------------------------------
+
+    def apply_step(self, step: Step, at_ms: int, index: int | None = None) -> None:
+        with self.lock:
+            account = self.accounts[step.account or self.default_account]
+            outcome = "ok"
+            try:
+                self._apply(step, account, at_ms)
+            except SimRefusal as refusal:
+                outcome = f"refused {refusal.code}: {refusal.msg}"
+            self.applied.append(
+                {
+                    "index": index,
+                    "at_ms": at_ms,
+                    "action": step.action,
+                    "account": account.name,
+                    "instId": step.inst_id,
+                    "outcome": outcome,
+                    "note": step.note,
+                }
+            )
+            self.snapshots[account.name].append(Snapshot(at_ms, copy.deepcopy(account.positions)))
+
+    def _apply(self, step: Step, account: Account, at_ms: int) -> None:
+        if step.action == "registry_write":
+            self.registry_writes.append(
+                {
+                    "at_ms": at_ms,
+                    "account": account.name,
+                    "instId": step.inst_id,
+                    "posSide": step.pos_side,
+                    "mgnMode": step.mgn_mode,
+                    "pos": step.pos,
+                    "lever": step.lever,
+                    "avgPx": step.px,
+                }
+            )
+            return
+        assert step.inst_id is not None  # validated with the scenario
+        inst = self.instruments[step.inst_id]
+        price = dec(step.px) if step.px is not None else self.prices[inst.inst_id]
+        price = round_to(price, inst.tick_sz)
+        if step.action == "price":
+            self.prices[inst.inst_id] = price
+        elif step.action == "open":
+            assert step.sz is not None
+            self.prices[inst.inst_id] = price
+            book.open_or_add(
+                account,
+                inst,
+                mgn_mode=step.mgn_mode,
+                pos_side=step.pos_side,
+                side=step.side,
+                size=dec(step.sz),
+                price=price,
+                now_ms=at_ms,
+            )
+        elif step.action in ("close", "liquidate", "adl"):
+            kind = {"close": "close", "liquidate": "liquidation", "adl": "adl"}[step.action]
+            key = self._key(account, inst.inst_id, step.mgn_mode, step.pos_side)
+            book.close(
+                account,
+                inst,
+                key=key,
+                size=None if step.sz is None else dec(step.sz),
+                price=price,
+                now_ms=at_ms,
+                kind=kind,  # type: ignore[arg-type]
+            )
+        elif step.action == "set_leverage":
+            assert step.lever is not None
+            side = None if step.pos_side == "net" else step.pos_side
+            book.set_leverage(
+                account, inst, lever=dec(step.lever), mgn_mode=step.mgn_mode, pos_side=side
+            )
+        elif step.action == "pending_orders":
+            account.pending_orders[(inst.inst_id, step.mgn_mode)] = step.count or 0
+
+    def _key(self, account: Account, inst_id: str, mgn_mode: str, pos_side: str) -> book.PosKey:
+        if account.pos_mode == "net_mode":
+            return (inst_id, mgn_mode, "net")
+        if pos_side == "net":
+            raise SimRefusal("51000", "Parameter posSide error: use long or short")
+        return (inst_id, mgn_mode, pos_side)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def faults_for(
+        self, endpoint: ep.Endpoint, account: str | None, inst_ids: set[str]
+    ) -> list[ArmedFault]:
+        now = self.now_ms()
+        matched: list[ArmedFault] = []
+        with self.lock:
+            for armed in self.faults:
+                fault = armed.fault
+                if fault.endpoint not in ("*", endpoint.name, endpoint.path):
+                    continue
+                if fault.account is not None and fault.account != account:
+                    continue
+                # Request-level faults on one instrument fire when that instrument is asked
+                # for, or when the request names no instrument at all.
+                if (
+                    fault.inst_id is not None
+                    and fault.kind not in ("lever_empty", "drop_position")
+                    and inst_ids
+                    and fault.inst_id not in inst_ids
+                ):
+                    continue
+                if not armed.active(now):
+                    continue
+                matched.append(armed)
+        return matched
+
+    @staticmethod
+    def consume(armed: ArmedFault) -> None:
+        if armed.remaining is not None:
+            armed.remaining -= 1
+
+    # -- endpoint handlers -----------------------------------------------------------------------
+
+    def instrument(self, inst_id: str) -> Instrument:
+        inst = self.instruments.get(inst_id)
+        if inst is None:
+            raise SimRefusal(
+                "51001", "Instrument ID, Instrument ID code or Spread ID doesn't exist."
+            )
+        return inst
+
+    def instruments_data(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        inst_type = params.get("instType", "")
+        if not inst_type:
+            raise SimRefusal("50014", "Parameter instType can not be empty.", 400)
+        if inst_type != "SWAP":
+            return []
+        records = [i.record for i in self.instruments.values()]
+        if params.get("instFamily"):
+            records = [r for r in records if r.get("instFamily") == params["instFamily"]]
+        if params.get("instId"):
+            records = [r for r in records if r["instId"] == params["instId"]]
+        return records
+
+    def tiers_data(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        for name in ("instType", "tdMode"):
+            if not params.get(name):
+                raise SimRefusal("50014", f"Parameter {name} can not be empty.", 400)
+        if params["instType"] != "SWAP":
+            return []
+        families = [f for f in params.get("instFamily", "").split(",") if f]
+        if not families:
+            raise SimRefusal("50014", "Parameter instFamily can not be empty.", 400)
+        rows: list[dict[str, Any]] = []
+        for inst in self.instruments.values():
+            if inst.inst_family in families:
+                rows += [tier_record(inst, t, params["tdMode"]) for t in inst.tiers]
+        return rows
+
+    def config_data(self, account: Account) -> list[dict[str, Any]]:
+        return [
+            {
+                "acctLv": str(account.acct_lv),
+                "autoLoan": False,
+                "ctIsoMode": "automatic",
+                "greeksType": "PA",
+                "ip": "",
+                "kycLv": "2",
+                "label": account.name,
+                "level": "Lv1",
+                "levelTmp": "",
+                "mainUid": account.uid,
+                "mgnIsoMode": "automatic",
+                "perm": "read_only,trade",
+                "posMode": account.pos_mode,
+                "roleType": "0",
+                "spotOffsetType": "",
+                "spotRoleType": "0",
+                "traderInsts": [],
+                "spotTraderInsts": [],
+                "uid": account.uid,
+            }
+        ]
+
+    def positions_data(
+        self, account: Account, params: dict[str, str], faults: list[ArmedFault]
+    ) -> list[dict[str, Any]]:
+        inst_type = params.get("instType", "")
+        inst_ids = [i for i in params.get("instId", "").split(",") if i]
+        pos_ids = [p for p in params.get("posId", "").split(",") if p]
+        if len(inst_ids) > 10:
+            raise SimRefusal("51000", "Parameter instId error: at most 10 instIds")
+        if len(pos_ids) > 20:
+            raise SimRefusal("51000", "Parameter posId error: at most 20 posIds")
+        for inst_id in inst_ids:
+            self.instrument(inst_id)
+        if inst_type and inst_type not in ("SWAP", "MARGIN", "FUTURES", "OPTION", "EVENTS"):
+            raise SimRefusal("51000", "Parameter instType error")
+        positions = account.positions
+        stale = [f for f in faults if f.fault.kind == "stale"]
+        if stale:
+            lag_ms = int(stale[0].fault.seconds * 1000)
+            positions = self._positions_at(account, self.now_ms() - lag_ms)
+            self.consume(stale[0])
+        dropped = {f.fault.inst_id for f in faults if f.fault.kind == "drop_position"}
+        blank_lever = {f.fault.inst_id for f in faults if f.fault.kind == "lever_empty"}
+        for armed in faults:
+            if armed.fault.kind in ("drop_position", "lever_empty"):
+                self.consume(armed)
+        rows: list[dict[str, Any]] = []
+        for position in sorted(positions.values(), key=lambda p: -p.c_time):
+            if inst_type and inst_type != "SWAP":
+                continue
+            if inst_ids and position.inst_id not in inst_ids:
+                continue
+            if pos_ids and position.pos_id not in pos_ids:
+                continue
+            if position.inst_id in dropped:
+                continue
+            inst = self.instruments[position.inst_id]
+            rows.append(
+                book.render_position(
+                    account,
+                    inst,
+                    position,
+                    self.prices[position.inst_id],
+                    lever_override="" if position.inst_id in blank_lever else None,
+                )
+            )
+        if inst_ids and not (inst_type and inst_type != "SWAP"):
+            now = self.now_ms()
+            for key, (pos_id, closed_at) in account.closed.items():
+                if (
+                    key[0] in inst_ids
+                    and key not in positions
+                    and now - closed_at < book.THIRTY_DAYS_MS
+                ):
+                    rows.append(
+                        book.render_zero_record(self.instruments[key[0]], key, pos_id, closed_at)
+                    )
+        return rows
+
+    def _positions_at(self, account: Account, at_ms: int) -> dict[book.PosKey, Position]:
+        older = [s for s in self.snapshots[account.name] if s.at_ms <= at_ms]
+        return older[-1].positions if older else {}
+
+    def history_data(self, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:
+        limit = _limit(params, 100)
+        rows = list(account.history)
+        for name in ("instType", "instId", "mgnMode", "type", "posId"):
+            if params.get(name):
+                rows = [r for r in rows if r.get(name) == params[name]]
+        if params.get("after"):
+            rows = [r for r in rows if int(r["uTime"]) < int(params["after"])]
+        if params.get("before"):
+            rows = [r for r in rows if int(r["uTime"]) > int(params["before"])]
+        rows.sort(key=lambda r: -int(r["uTime"]))
+        if len(rows) > limit:
+            # OKX returns every record sharing the last uTime in the same page.
+            last = rows[limit - 1]["uTime"]
+            rows = [r for i, r in enumerate(rows) if i < limit or r["uTime"] == last]
+        return rows
+
+    def leverage_data(self, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:
+        mgn_mode = params.get("mgnMode", "")
+        if not mgn_mode:
+            raise SimRefusal("50014", "Parameter mgnMode can not be empty.", 400)
+        if mgn_mode not in ("cross", "isolated"):
+            raise SimRefusal("51000", "Parameter mgnMode error")
+        inst_ids = [i for i in params.get("instId", "").split(",") if i]
+        if not inst_ids:
+            raise SimRefusal("50014", "Parameter instId can not be empty.", 400)
+        if len(inst_ids) > 20:
+            raise SimRefusal("51000", "Parameter instId error: at most 20 instIds")
+        rows: list[dict[str, Any]] = []
+        for inst_id in inst_ids:
+            rows += book.leverage_rows(account, self.instrument(inst_id), mgn_mode)
+        return rows
+
+    def set_leverage_data(self, account: Account, body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, dict):
+            raise SimRefusal("50002", "JSON syntax error", 400)
+        for name in ("lever", "mgnMode"):
+            if body.get(name) in (None, ""):
+                raise SimRefusal("50014", f"Parameter {name} can not be empty.", 400)
+        inst_id = body.get("instId")
+        if not inst_id:
+            raise SimRefusal("50014", "Parameter instId can not be empty.", 400)
+        try:
+            lever = dec(body["lever"])
+        except ValueError:
+            raise SimRefusal("51000", "Parameter lever error") from None
+        pos_side = body.get("posSide") or None
+        return book.set_leverage(
+            account,
+            self.instrument(str(inst_id)),
+            lever=lever,
+            mgn_mode=str(body["mgnMode"]),
+            pos_side=pos_side,
+        )
+
+    def candles_data(self, params: dict[str, str], *, history: bool) -> list[list[str]]:
+        inst_id = params.get("instId", "")
+        if not inst_id:
+            raise SimRefusal("50014", "Parameter instId can not be empty.", 400)
+        inst = self.instrument(inst_id)
+        bar = params.get("bar") or "1m"
+        if bar not in BAR_MS:
+            raise SimRefusal("51000", "Parameter bar error")
+        limit = _limit(params, 300)
+        available = self.scenario.candle_history.get(inst_id, DEFAULT_CANDLE_HISTORY)
+        rows = candle_rows(
+            seed=self.scenario.seed,
+            inst_id=inst_id,
+            bar=bar,
+            now_ms=self.now_ms(),
+            last_price=self.prices[inst_id],
+            tick=inst.tick_sz,
+            ct_val=inst.ct_val,
+            history_bars=available if history else min(available, MARKET_CANDLES_LATEST),
+        )
+        if params.get("after"):
+            rows = [r for r in rows if int(r[0]) < int(params["after"])]
+        if params.get("before"):
+            newer = [r for r in rows if int(r[0]) > int(params["before"])]
+            # With `before` alone OKX returns the latest records; with both, the range.
+            rows = newer if params.get("after") else newer[:limit]
+        return rows[:limit]
+
+    def fills_data(
+        self, account: Account, params: dict[str, str], *, history: bool
+    ) -> list[dict[str, Any]]:
+        if history and not params.get("instType"):
+            raise SimRefusal("50014", "Parameter instType can not be empty.", 400)
+        limit = _limit(params, 100)
+        window = (90 if history else 3) * 86_400_000
+        now = self.now_ms()
+        rows = [f for f in account.fills if now - int(f["ts"]) <= window]
+        for name in ("instType", "instId", "ordId", "subType"):
+            if params.get(name):
+                rows = [r for r in rows if r.get(name) == params[name]]
+        if params.get("begin"):
+            rows = [r for r in rows if int(r["ts"]) >= int(params["begin"])]
+        if params.get("end"):
+            rows = [r for r in rows if int(r["ts"]) <= int(params["end"])]
+        if params.get("after"):
+            rows = [r for r in rows if int(r["billId"]) < int(params["after"])]
+        if params.get("before"):
+            rows = [r for r in rows if int(r["billId"]) > int(params["before"])]
+        rows.sort(key=lambda r: -int(r["billId"]))
+        return rows[:limit]
+
+    # -- the control API's view -------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "scenario": self.scenario.name,
+                "clock": self.scenario.clock,
+                "now_ms": self.now_ms(),
+                "start_ms": self.start_ms,
+                "end_ms": self.end_ms(),
+                "next_step_ms": self.next_step_ms(),
+                "steps_left": len(self.pending),
+                "applied": self.applied,
+                "accounts": {
+                    name: {
+                        "demo": a.demo,
+                        "pos_mode": a.pos_mode,
+                        "acct_lv": a.acct_lv,
+                        "positions": [
+                            {
+                                "instId": p.inst_id,
+                                "mgnMode": p.mgn_mode,
+                                "posSide": p.pos_side,
+                                "pos": str(p.pos),
+                                "posId": p.pos_id,
+                                "cTime": p.c_time,
+                            }
+                            for p in a.positions.values()
+                        ],
+                    }
+                    for name, a in self.accounts.items()
+                },
+            }
+
+
+def _limit(params: dict[str, str], maximum: int) -> int:
+    raw = params.get("limit") or str(min(100, maximum))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SimRefusal("51000", "Parameter limit error") from None
+    if value < 1:
+        raise SimRefusal("51000", "Parameter limit error")
+    return min(value, maximum)
