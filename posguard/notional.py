@@ -39,7 +39,7 @@ def position_notional(positions: pd.DataFrame, instruments: pd.DataFrame) -> pd.
     specs = instruments[["instId", "ctType", "ctVal", "ctMult", "lotSz", "tickSz", "maxLever"]]
     specs = specs.drop_duplicates("instId", keep="last")
     merged = positions.merge(specs, on="instId", how="left", validate="many_to_one")
-    merged["instrument_known"] = merged["ctType"].notna() | merged["ctVal"].notna()
+    merged["instrument_known"] = merged["instId"].isin(specs["instId"]).to_numpy()
     unit = merged["size_unit"]
     contracts = contract_notional(
         merged["size"], merged["ctVal"], merged["ctMult"], merged["markPx"], merged["ctType"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from posguard.cli import inspect_cmds, project_cmds, sim_cmds
+from posguard.cli import inspect_cmds, project_cmds, sim_cmds, validate_cmd
 
 app = typer.Typer(
     name="posguard",
@@ -19,6 +19,7 @@ app = typer.Typer(
 project_cmds.register(app)
 inspect_cmds.register(app)
 sim_cmds.register(app)
+validate_cmd.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""The compact result of a validation: what flows turn into artifacts and events, and what
+`posguard validate --json` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FailingRow:
+    inst_id: str
+    pos_side: str
+    mgn_mode: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "instId": self.inst_id,
+            "posSide": self.pos_side,
+            "mgnMode": self.mgn_mode,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class RuleResult:
+    expectation: str
+    suite: str
+    success: bool
+    failing: list[FailingRow] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expectation": self.expectation,
+            "success": self.success,
+            "failing": [f.to_dict() for f in self.failing],
+        }
+
+
+@dataclass
+class ValidationReport:
+    success: bool
+    results: list[RuleResult]
+    data_docs: str | None = None
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.success]
+
+    def failing_inst_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for result in self.failed:
+            for row in result.failing:
+                seen.setdefault(row.inst_id, None)
+        return list(seen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"success": self.success, "results": [r.to_dict() for r in self.results]}

@@ -1,0 +1,242 @@
+"""Running the suites: one GX context per process, built once; every failure names its rows.
+
+GX costs seconds to import and tens of milliseconds to set up; a scheduled flow pays that once
+per process, then each validation is a run of two prebuilt validation definitions over the
+snapshot frames with result_format COMPLETE and the position key as index columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import pandas as pd
+from great_expectations.checkpoint import UpdateDataDocsAction
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.validator.v1_validator import Validator
+
+from expectations.instruments import instruments_suite
+from expectations.positions import positions_suite
+from expectations.report import FailingRow, RuleResult, ValidationReport
+from expectations.rules import INSTRUMENT_RULES, POSITION_RULES, Rule, fmt
+
+logger = logging.getLogger("posguard.expectations")
+
+POSITION_INDEX = ["instId", "posSide", "mgnMode", "row"]
+INSTRUMENT_INDEX = ["instId", "row"]
+DOCS_SITE = "posguard"
+
+ALLOWED_POS_SIDES = {
+    "net_mode": ["net"],
+    "long_short_mode": ["long", "short"],
+    None: ["long", "short", "net"],
+}
+
+
+class ExpectationsRunner:
+    """Prebuilt suites and validation definitions over an ephemeral GX context."""
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
+        self.docs_dir = docs_dir
+        self.context: Any = gx.get_context(mode="ephemeral")
+        # GX prints progress bars per metric calculation otherwise.
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = self.context.data_sources.add_pandas(name="okx")
+        self._definitions: dict[str, Any] = {}
+        for name, suite in (("positions", positions_suite()), ("instruments", instruments_suite())):
+            batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe(
+                "snapshot"
+            )
+            saved = self.context.suites.add(suite)
+            self._definitions[name] = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"posguard-{name}", data=batch, suite=saved)
+            )
+        # GX's cost grows with the frame's width: hand it only the columns its suite reads.
+        self._columns: dict[str, list[str]] = {
+            name: _suite_columns(definition.suite) for name, definition in self._definitions.items()
+        }
+        self._checkpoints: dict[str, Any] = {}
+        if docs_dir is not None:
+            docs_dir.mkdir(parents=True, exist_ok=True)
+            self.context.add_data_docs_site(
+                site_name=DOCS_SITE,
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir.resolve()),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+            for name, definition in self._definitions.items():
+                index = POSITION_INDEX if name == "positions" else INSTRUMENT_INDEX
+                self._checkpoints[name] = self.context.checkpoints.add(
+                    gx.Checkpoint(
+                        name=f"posguard-{name}-docs",
+                        validation_definitions=[definition],
+                        actions=[UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])],
+                        result_format={
+                            "result_format": "COMPLETE",
+                            "unexpected_index_column_names": index,
+                        },
+                    )
+                )
+        self._lock = threading.Lock()
+
+    def validate(
+        self,
+        positions: pd.DataFrame,
+        instruments: pd.DataFrame | None,
+        *,
+        pos_mode: str | None = None,
+        tolerance: float = 0.01,
+        build_docs: bool = False,
+    ) -> ValidationReport:
+        """Validate contract frames (posguard.contract) and report failures by rule.
+
+        `instruments` None skips the instruments suite: instrument specs change hourly at
+        most, so the reconcile cycle validates them in the instruments flow, not every 30 s.
+        """
+        parameters = {
+            "notional_tolerance": tolerance,
+            "allowed_pos_sides": ALLOWED_POS_SIDES.get(pos_mode, ALLOWED_POS_SIDES[None]),
+        }
+        # Zero-size records are kept by the frames but are not positions: skipped here.
+        open_positions = positions[positions["is_open"]]
+        results: list[RuleResult] = []
+        with self._lock:
+            suites: list[tuple[str, pd.DataFrame, dict[str, Rule], list[str]]] = []
+            if instruments is not None:
+                suites.append(("instruments", instruments, INSTRUMENT_RULES, INSTRUMENT_INDEX))
+            suites.append(("positions", open_positions, POSITION_RULES, POSITION_INDEX))
+            for name, frame, rules, index in suites:
+                needed = [c for c in dict.fromkeys([*index, *self._columns[name]])]
+                gx_results = self._run(name, frame[needed], parameters, index, build_docs)
+                results += _by_rule(name, gx_results, frame.set_index("row", drop=False), rules)
+        docs = None
+        if build_docs and self.docs_dir is not None:
+            docs = (self.docs_dir / "index.html").resolve().as_uri()
+        return ValidationReport(all(r.success for r in results), results, docs)
+
+    def _run(
+        self,
+        name: str,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any],
+        index: list[str],
+        build_docs: bool,
+    ) -> list[Any]:
+        if build_docs and name in self._checkpoints:
+            outcome = self._checkpoints[name].run(
+                batch_parameters={"dataframe": frame}, expectation_parameters=parameters
+            )
+            return [r for run in outcome.run_results.values() for r in run.results]
+        # ValidationDefinition.run would also serialize every result into the context's
+        # in-memory store (a third of the run time at 100k rows, and memory that grows with
+        # every run); the validator it wraps does the validation alone.
+        definition = self._definitions[name]
+        validator = Validator(
+            batch_definition=definition.batch_definition,
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index},
+        )
+        outcome = validator.validate_expectation_suite(definition.suite, parameters)
+        return list(outcome.results)
+
+
+def _suite_columns(suite: Any) -> list[str]:
+    columns: list[str] = []
+    for expectation in suite.expectations:
+        for attribute in ("column", "column_A", "column_B"):
+            value = getattr(expectation, attribute, None)
+            if isinstance(value, str):
+                columns.append(value)
+        columns += list(getattr(expectation, "column_list", None) or [])
+        condition = getattr(expectation, "row_condition", None)
+        condition_column = getattr(getattr(condition, "column", None), "name", None)
+        if isinstance(condition_column, str):
+            columns.append(condition_column)
+    return list(dict.fromkeys(columns))
+
+
+def _exception_message(info: Any) -> str | None:
+    """GX reports exceptions flat or keyed by metric; either way, the first message."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return fmt(info.get("exception_message"))
+    for nested in info.values():
+        message = _exception_message(nested)
+        if message:
+            return message
+    return None
+
+
+def _by_rule(
+    suite: str, gx_results: list[Any], frame: pd.DataFrame, rules: dict[str, Rule]
+) -> list[RuleResult]:
+    grouped: dict[str, RuleResult] = {
+        name: RuleResult(expectation=name, suite=suite, success=True) for name in rules
+    }
+    seen: dict[str, set[int]] = {name: set() for name in rules}
+    for result in gx_results:
+        config = result.expectation_config
+        rule_name = (config.meta or {}).get("rule", config.type)
+        outcome = grouped.setdefault(
+            rule_name, RuleResult(expectation=rule_name, suite=suite, success=True)
+        )
+        if result.success:
+            continue
+        outcome.success = False
+        message = _exception_message(result.exception_info)
+        if message:
+            logger.error("expectation %s could not be evaluated: %s", rule_name, message)
+            outcome.failing.append(
+                FailingRow("", "", "", f"the expectation could not be evaluated: {message}")
+            )
+            continue
+        rule = rules.get(rule_name)
+        unexpected = (result.result or {}).get("unexpected_index_list") or []
+        if not unexpected:
+            # A failure must never be silent: say what GX observed when it names no row.
+            observed = fmt((result.result or {}).get("observed_value"))
+            outcome.failing.append(
+                FailingRow("", "", "", f"failed without naming rows (observed: {observed})")
+            )
+        for item in unexpected:
+            row_number = int(item.get("row", -1))
+            if row_number in seen.setdefault(rule_name, set()):
+                continue
+            seen[rule_name].add(row_number)
+            row = frame.loc[row_number].to_dict() if row_number in frame.index else item
+            detail = rule.explain(row) if rule else fmt(item)
+            outcome.failing.append(
+                FailingRow(
+                    fmt(row.get("instId")),
+                    _text(row.get("posSide")),
+                    _text(row.get("mgnMode")),
+                    detail,
+                )
+            )
+    return list(grouped.values())
+
+
+def _text(value: object) -> str:
+    text = fmt(value)
+    return "" if text == "N/A" else text
+
+
+_shared: dict[Path | None, ExpectationsRunner] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_runner(docs_dir: Path | None = None) -> ExpectationsRunner:
+    """The process's runner for `docs_dir` (built on first use)."""
+    with _shared_lock:
+        if docs_dir not in _shared:
+            _shared[docs_dir] = ExpectationsRunner(docs_dir)
+        return _shared[docs_dir]
