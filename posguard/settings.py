@@ -77,6 +77,18 @@ class AccountSettings(BaseModel):
         return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
 
 
+class DriftConfig(BaseModel):
+    """The reconciliation engine's knobs (see posguard.drift.DriftSettings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm_after: int = Field(default=2, ge=1)
+    grace_seconds: float = Field(default=5.0, ge=0)
+    lookback_seconds: float = Field(default=3600.0, ge=0)
+    escalate_after: int = Field(default=10, ge=1)
+    heal: Literal["report", "heal"] = "report"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid"
@@ -89,6 +101,9 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     # Relative tolerance of |notionalUsd - computed| / computed.
     notional_tolerance: float = Field(default=0.01, gt=0, lt=1)
+    # The position registry; default: a SQLite file in state_dir.
+    registry_url: str | None = None
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -104,6 +119,12 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def resolved_registry_url(self) -> str:
+        if self.registry_url:
+            return self.registry_url
+        return f"sqlite:///{(self.state_dir / 'registry.db').resolve()}"
 
     def account(self, name: str) -> AccountSettings:
         try:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from posguard.cli import inspect_cmds, project_cmds, sim_cmds, validate_cmd
+from posguard.cli import (
+    inspect_cmds,
+    project_cmds,
+    registry_cmds,
+    replay_cmd,
+    sim_cmds,
+    validate_cmd,
+)
 
 app = typer.Typer(
     name="posguard",
@@ -20,6 +27,8 @@ project_cmds.register(app)
 inspect_cmds.register(app)
 sim_cmds.register(app)
 validate_cmd.register(app)
+replay_cmd.register(app)
+registry_cmds.register(app)
 
 
 def main() -> None:

@@ -49,7 +49,16 @@ class Schema:
         return {c.name: DTYPES[c.kind] for c in self.columns}
 
     def empty(self) -> pd.DataFrame:
-        return pd.DataFrame({c.name: pd.Series([], dtype=DTYPES[c.kind]) for c in self.columns})
+        template = _EMPTY.get(self.entity)
+        if template is None:
+            template = pd.DataFrame(
+                {c.name: pd.Series([], dtype=DTYPES[c.kind]) for c in self.columns}
+            )
+            _EMPTY[self.entity] = template
+        return template.copy()
+
+
+_EMPTY: dict[str, pd.DataFrame] = {}
 
 
 def _describe(value: object) -> str:
@@ -67,6 +76,18 @@ def _inst_id_at(inst_ids: Sequence[Any] | None, row: int) -> str:
 def _numeric(
     values: list[Any], column: Column, schema: Schema, inst_ids: Sequence[Any] | None
 ) -> np.ndarray[Any, Any]:
+    # Fast path: numpy parses decimal strings in C; "" and absent become NaN. Anything it
+    # refuses, or any non-finite value written out ("NaN", "inf"), takes the careful path,
+    # which names the bad value.
+    given = [not (v is None or v == "") for v in values]
+    try:
+        fast = np.asarray(
+            [v if ok else "nan" for v, ok in zip(values, given, strict=True)], dtype="float64"
+        )
+    except (TypeError, ValueError):
+        fast = None
+    if fast is not None and bool(np.isfinite(fast[np.asarray(given, dtype=bool)]).all()):
+        return fast
     raw = pd.Series(values, dtype="object")
     present = raw.notna() & (raw != "")
     as_number = pd.to_numeric(raw.where(present, None), errors="coerce")

@@ -1,0 +1,242 @@
+"""`posguard replay`: a timeline (shared/docs/replay-format.md) through the real engine.
+
+No network and no Prefect: each `sync` step's envelopes are parsed by `posguard.frames`,
+reconciled by `posguard.reconcile.run_cycle` against a registry (a temporary SQLite file
+unless told otherwise), exactly as the scheduled flow does.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from posguard import frames
+from posguard.drift import DriftEvent, DriftSettings
+from posguard.errors import DataError, PosguardError
+from posguard.reconcile import run_cycle
+from posguard.registry import Registry, sqlite_url
+from posguard.sim.scenario import parse_instant
+
+SYNC_MEMBERS = {
+    "positions": frames.parse_positions,
+    "positions_history": frames.parse_positions_history,
+    "fills": frames.parse_fills,
+}
+
+
+class TimelineError(PosguardError):
+    """The timeline cannot be replayed; the message names the step and the member."""
+
+
+@dataclass
+class Timeline:
+    account: str
+    settings: DriftSettings
+    lot_sizes: dict[str, float]
+    registry: list[dict[str, Any]]
+    steps: Iterable[dict[str, Any]]
+
+
+def _instant(value: Any, where: str) -> int:
+    if not isinstance(value, str):
+        raise TimelineError(f"{where}: 'at' must be an ISO-8601 UTC string, got {value!r}")
+    try:
+        return parse_instant(value, 0) if not value.startswith("+") else _relative(value, where)
+    except ValueError as exc:
+        raise TimelineError(f"{where}: {exc}") from None
+
+
+def _relative(value: str, where: str) -> int:
+    raise TimelineError(f"{where}: 'at' must be absolute ISO-8601 UTC (got {value!r})")
+
+
+def parse_settings(raw: Any, source: str) -> DriftSettings:
+    if raw is None:
+        return DriftSettings()
+    if not isinstance(raw, dict):
+        raise TimelineError(f"{source}: 'settings' must be an object")
+    known = {f.name for f in fields(DriftSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise TimelineError(
+            f"{source}: settings {', '.join(unknown)} unknown (known: {', '.join(sorted(known))})"
+        )
+    try:
+        return DriftSettings(**raw)
+    except (TypeError, ValueError) as exc:
+        raise TimelineError(f"{source}: settings: {exc}") from None
+
+
+def load_timeline(path: Path) -> Timeline:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TimelineError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TimelineError(f"{path}: not valid JSON ({exc})") from None
+    return timeline_from(document, str(path))
+
+
+def timeline_from(document: Any, source: str) -> Timeline:
+    if not isinstance(document, dict):
+        raise TimelineError(f"{source}: a timeline is a JSON object")
+    account = document.get("account", "main")
+    if not isinstance(account, str) or not account:
+        raise TimelineError(f"{source}: 'account' must be a non-empty string")
+    lot_sizes: dict[str, float] = {}
+    if document.get("instruments") is not None:
+        try:
+            records = frames.records_of(document["instruments"], source=f"{source} instruments")
+            specs = frames.parse_instruments(records)
+        except PosguardError as exc:
+            raise TimelineError(f"{source}: instruments: {exc}") from None
+        lot_sizes = {
+            str(i): float(v)
+            for i, v in zip(specs["instId"], specs["lotSz"], strict=True)
+            if pd.notna(v)
+        }
+    registry = document.get("registry") or []
+    if not isinstance(registry, list):
+        raise TimelineError(f"{source}: 'registry' must be an array of positions")
+    steps = document.get("steps")
+    if not isinstance(steps, list):
+        raise TimelineError(f"{source}: 'steps' must be an array")
+    return Timeline(
+        account, parse_settings(document.get("settings"), source), lot_sizes, registry, steps
+    )
+
+
+def _registry_write(registry: Registry, account: str, row: Any, at_ms: int, where: str) -> None:
+    if not isinstance(row, dict):
+        raise TimelineError(f"{where}: a registry write is an object")
+    for name in ("instId", "pos"):
+        if row.get(name) in (None, ""):
+            raise TimelineError(f"{where}: member {name!r} is required")
+    try:
+        registry.write(
+            account,
+            str(row["instId"]),
+            pos_side=str(row.get("posSide") or "net"),
+            mgn_mode=str(row.get("mgnMode") or "cross"),
+            pos=row["pos"],
+            avg_px=row.get("avgPx"),
+            lever=row.get("lever"),
+            pos_id=row.get("posId"),
+            c_time=int(row["cTime"]) if row.get("cTime") not in (None, "") else None,
+            at_ms=at_ms,
+        )
+    except (PosguardError, ValueError) as exc:
+        raise TimelineError(f"{where}: {exc}") from None
+
+
+def _describe_error(error: Any) -> str:
+    if not isinstance(error, dict):
+        return "failed"
+    if error.get("timeout"):
+        return "timed out"
+    parts = []
+    if error.get("http") is not None:
+        parts.append(f"HTTP {error['http']}")
+    if error.get("code") not in (None, ""):
+        parts.append(f"code {error['code']}")
+    text = ", ".join(parts) or "failed"
+    return f"{text}: {error['msg']}" if error.get("msg") else text
+
+
+def _member(name: str, value: Any, where: str) -> tuple[pd.DataFrame | None, str | None]:
+    """A parsed member, or the reason its call failed."""
+    if isinstance(value, dict) and "error" in value:
+        return None, f"{name} {_describe_error(value['error'])}"
+    if not isinstance(value, dict) or "code" not in value:
+        raise TimelineError(
+            f'{where}: member {name!r} must be an OKX envelope or {{"error": {{...}}}}'
+        )
+    if str(value.get("code")) != "0":
+        return None, f"{name} answered code {value.get('code')}: {value.get('msg') or ''}".rstrip()
+    records = value.get("data")
+    if not isinstance(records, list):
+        raise TimelineError(f"{where}: member {name!r}: 'data' must be an array")
+    try:
+        return SYNC_MEMBERS[name](records), None
+    except DataError as exc:
+        raise TimelineError(f"{where}: member {name!r}: {exc}") from None
+
+
+def replay(
+    timeline: Timeline,
+    *,
+    registry: Registry | None = None,
+    on_skip: Callable[[str], None] = lambda _message: None,
+) -> Iterator[DriftEvent]:
+    """Replay a timeline, yielding events in time order."""
+    with tempfile.TemporaryDirectory(prefix="posguard-replay-") as folder:
+        owned = registry is None
+        store = registry or Registry(sqlite_url(Path(folder) / "registry.db"))
+        try:
+            for index, row in enumerate(timeline.registry):
+                where = f"registry[{index}]"
+                at_ms = (
+                    _instant(row.get("updatedAt"), where)
+                    if isinstance(row, dict) and row.get("updatedAt")
+                    else 0
+                )
+                _registry_write(store, timeline.account, row, at_ms, where)
+            yield from _steps(store, timeline, on_skip)
+        finally:
+            if owned:
+                store.close()
+
+
+def _steps(
+    store: Registry, timeline: Timeline, on_skip: Callable[[str], None]
+) -> Iterator[DriftEvent]:
+    for index, step in enumerate(timeline.steps):
+        where = f"step {index}"
+        if not isinstance(step, dict):
+            raise TimelineError(f"{where}: a step is an object")
+        at_ms = _instant(step.get("at"), where)
+        actions = [k for k in ("sync", "registry_write") if k in step]
+        if len(actions) != 1:
+            raise TimelineError(f"{where}: needs exactly one of 'sync' or 'registry_write'")
+        if actions[0] == "registry_write":
+            _registry_write(
+                store, timeline.account, step["registry_write"], at_ms, f"{where} (registry_write)"
+            )
+            continue
+        sync = step["sync"]
+        if not isinstance(sync, dict):
+            raise TimelineError(f"{where}: 'sync' must be an object of OKX envelopes")
+        parsed: dict[str, pd.DataFrame | None] = {}
+        failures: list[str] = []
+        for name in SYNC_MEMBERS:
+            if name in sync:
+                frame, failure = _member(name, sync[name], f"{where} (sync)")
+                parsed[name] = frame
+                if failure:
+                    failures.append(failure)
+        if "positions" not in sync:
+            on_skip(f"{where} at {step['at']}: no positions member, nothing to reconcile")
+            continue
+        outcome = run_cycle(
+            store,
+            timeline.account,
+            at_ms,
+            positions=parsed.get("positions"),
+            history=parsed.get("positions_history"),
+            fills=parsed.get("fills"),
+            failures=failures,
+            lot_sizes=timeline.lot_sizes,
+            settings=timeline.settings,
+        )
+        if outcome.skipped:
+            on_skip(
+                f"{where} at {step['at']}: no conclusion for account {timeline.account} "
+                f"({outcome.skipped})"
+            )
+        yield from outcome.events
