@@ -51,6 +51,18 @@ DEFAULT_CONFIG_FILE = Path("posguard.toml")
 _config_path: ContextVar[Path | None] = ContextVar("posguard_config_path", default=None)
 
 
+class LeverageOverride(BaseModel):
+    """Per-account or per-instrument changes to the leverage policy (unset: inherited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_vol: float | None = Field(default=None, gt=0)
+    vol_floor: float | None = Field(default=None, gt=0)
+    min_lever: float | None = Field(default=None, ge=0.01)
+    max_lever: float | None = Field(default=None, ge=0.01)
+    hysteresis: float | None = Field(default=None, ge=0, lt=1)
+
+
 class AccountSettings(BaseModel):
     """One OKX account (or sub-account) and its API credentials."""
 
@@ -64,6 +76,7 @@ class AccountSettings(BaseModel):
     base_url: str | None = None
     # OKX's position mode of the account when known in advance; None reads account/config.
     pos_mode: Literal["net_mode", "long_short_mode"] | None = None
+    leverage: LeverageOverride | None = None
 
     @field_validator("api_key", "secret_key", "passphrase")
     @classmethod
@@ -89,6 +102,26 @@ class DriftConfig(BaseModel):
     heal: Literal["report", "heal"] = "report"
 
 
+class LeverageConfig(BaseModel):
+    """Volatility-targeted leverage (posguard.leverage.policy) and how it is applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_vol: float = Field(default=0.25, gt=0)
+    vol_floor: float = Field(default=0.005, gt=0)
+    min_lever: float = Field(default=1.0, ge=0.01)
+    max_lever: float = Field(default=20.0, ge=0.01)
+    hysteresis: float = Field(default=0.15, ge=0, lt=1)
+    bar: Literal["1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6Hutc", "12Hutc", "1Dutc"] = (
+        "1m"
+    )
+    window: int = Field(default=60, ge=2, le=1440)
+    method: Literal["realized", "atr"] = "realized"
+    # Forbids every set-leverage call, whatever else says "apply".
+    kill_switch: bool = False
+    instruments: dict[str, LeverageOverride] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid"
@@ -104,6 +137,7 @@ class Settings(BaseSettings):
     # The position registry; default: a SQLite file in state_dir.
     registry_url: str | None = None
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    leverage: LeverageConfig = Field(default_factory=LeverageConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -80,3 +80,42 @@ def fetch_snapshot(
         portfolio_margin=config.portfolio_margin,
     )
     return AccountSnapshot(account, started, config, resolved, leverage_info, failures)
+
+
+def fetch_candles(
+    client: OkxClient, inst_ids: list[str], *, bar: str, bars: int
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Enough recent candles per instrument for a volatility window; refusals per instId."""
+    found: dict[str, pd.DataFrame] = {}
+    failures: dict[str, str] = {}
+    pages = max(1, -(-bars // 300))
+    for inst_id in sorted(set(inst_ids)):
+        try:
+            rows = client.candles(inst_id, bar=bar, limit=min(bars, 300), max_pages=pages)
+        except RejectedError as exc:
+            failures[inst_id] = f"candles refused: {exc.code} {exc.okx_msg or ''}".rstrip()
+            continue
+        found[inst_id] = frames.parse_candles(rows[:bars], inst_id=inst_id)
+    return found, failures
+
+
+def fetch_tiers(
+    client: OkxClient, instruments: pd.DataFrame, positions: pd.DataFrame
+) -> pd.DataFrame:
+    """Position tiers for the families and margin modes of the open positions."""
+    open_positions = positions[positions["is_open"]]
+    families = instruments.set_index("instId")["instFamily"].to_dict()
+    frames_: list[pd.DataFrame] = []
+    for mgn_mode, group in open_positions.groupby("mgnMode", sort=True):
+        wanted = sorted({str(families[i]) for i in group["instId"] if families.get(i)})
+        for start in range(0, len(wanted), 5):  # OKX accepts up to 5 families per request
+            chunk = ",".join(wanted[start : start + 5])
+            rows = client.position_tiers("SWAP", str(mgn_mode), inst_family=chunk)
+            tier_frame = frames.parse_position_tiers(rows)
+            tier_frame["tdMode"] = str(mgn_mode)
+            frames_.append(tier_frame)
+    if not frames_:
+        empty = frames.parse_position_tiers([])
+        empty["tdMode"] = pd.Series([], dtype="str")
+        return empty
+    return pd.concat(frames_, ignore_index=True)

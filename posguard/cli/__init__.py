@@ -6,6 +6,7 @@ import typer
 
 from posguard.cli import (
     inspect_cmds,
+    leverage_cmds,
     project_cmds,
     registry_cmds,
     replay_cmd,
@@ -29,6 +30,7 @@ sim_cmds.register(app)
 validate_cmd.register(app)
 replay_cmd.register(app)
 registry_cmds.register(app)
+leverage_cmds.register(app)
 
 
 def main() -> None:

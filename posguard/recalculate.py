@@ -1,0 +1,138 @@
+"""Leverage recalculation for one account: gather, estimate, plan (and apply on request)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from posguard import frames
+from posguard.adjust import ChangeOutcome, apply_plan
+from posguard.leverage.policy import LeveragePolicy, plan
+from posguard.leverage.volatility import Volatility, estimate, not_available
+from posguard.okx import OkxClient
+from posguard.registry import Registry
+from posguard.settings import LeverageConfig, LeverageOverride
+from posguard.snapshot import AccountSnapshot, fetch_candles, fetch_snapshot, fetch_tiers
+
+logger = logging.getLogger("posguard.leverage")
+
+
+def _text(value: Any) -> str:
+    """A number for a log line: "N/A" for None/NaN; never raises."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "N/A"
+    return "N/A" if not math.isfinite(number) else f"{number:g}"
+
+
+@dataclass
+class LeverageReport:
+    account: str
+    plan: pd.DataFrame
+    snapshot: AccountSnapshot
+    outcomes: list[ChangeOutcome] = field(default_factory=list)
+
+    def plan_json(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for row in self.plan.to_dict("records"):
+            rows.append(
+                {
+                    "instId": row["instId"],
+                    "posSide": row["posSide"],
+                    "mgnMode": row["mgnMode"],
+                    "lever": _number(row["lever"]),
+                    "lever_source": row["lever_source"],
+                    "volatility": _number(row["volatility"]),
+                    "target": _number(row["target"]),
+                    "bound": row["bound"],
+                    "action": row["action"],
+                    "reason": row["reason"],
+                }
+            )
+        return rows
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def policy_for(config: LeverageConfig, account: LeverageOverride | None) -> LeveragePolicy:
+    base = LeveragePolicy(
+        target_vol=config.target_vol,
+        vol_floor=config.vol_floor,
+        min_lever=config.min_lever,
+        max_lever=config.max_lever,
+        hysteresis=config.hysteresis,
+    )
+    return base.with_overrides(account.model_dump() if account else None)
+
+
+def recalculate(
+    client: OkxClient,
+    config: LeverageConfig,
+    *,
+    account_override: LeverageOverride | None = None,
+    apply: bool = False,
+    registry: Registry | None = None,
+    run_id: str | None = None,
+    snapshot: AccountSnapshot | None = None,
+) -> LeverageReport:
+    account = client.account_name or "public"
+    snapshot = snapshot or fetch_snapshot(client)
+    instruments = frames.parse_instruments(client.instruments("SWAP"))
+    positions = snapshot.positions
+    tiers = fetch_tiers(client, instruments, positions)
+    open_ids = sorted(set(positions.loc[positions["is_open"], "instId"]))
+    candles, refused = fetch_candles(client, open_ids, bar=config.bar, bars=config.window + 2)
+    volatility: dict[str, Volatility] = {}
+    for inst_id in open_ids:
+        if inst_id in refused:
+            volatility[inst_id] = not_available(config.method, refused[inst_id])
+        else:
+            volatility[inst_id] = estimate(
+                candles.get(inst_id), bar=config.bar, window=config.window, method=config.method
+            )
+    overrides = {k: v.model_dump() for k, v in config.instruments.items()}
+    leverage_plan = plan(
+        positions,
+        volatility,
+        instruments,
+        tiers,
+        policy_for(config, account_override),
+        instrument_overrides=overrides,
+    )
+    for row in leverage_plan.to_dict("records"):
+        logger.info(
+            "leverage %s %s %s: lever=%s (%s) volatility=%s target=%s bound=%s -> %s: %s",
+            account,
+            row["instId"],
+            row["mgnMode"],
+            _text(row["lever"]),
+            row["lever_source"],
+            row["volatility_text"],
+            _text(row["target"]),
+            row["bound"],
+            row["action"],
+            row["reason"],
+        )
+    report = LeverageReport(account, leverage_plan, snapshot)
+    report.outcomes = apply_plan(
+        client,
+        leverage_plan,
+        registry=registry,
+        account=account,
+        pos_mode=snapshot.config.pos_mode,
+        dry_run=not apply,
+        kill_switch=config.kill_switch,
+        run_id=run_id,
+    )
+    return report
