@@ -89,7 +89,7 @@ class ExpectationsRunner:
 
     def validate(
         self,
-        positions: pd.DataFrame,
+        positions: pd.DataFrame | None,
         instruments: pd.DataFrame | None,
         *,
         pos_mode: str | None = None,
@@ -100,19 +100,21 @@ class ExpectationsRunner:
 
         `instruments` None skips the instruments suite: instrument specs change hourly at
         most, so the reconcile cycle validates them in the instruments flow, not every 30 s.
+        `positions` None skips the positions suite (the instruments flow).
         """
         parameters = {
             "notional_tolerance": tolerance,
             "allowed_pos_sides": ALLOWED_POS_SIDES.get(pos_mode, ALLOWED_POS_SIDES[None]),
         }
-        # Zero-size records are kept by the frames but are not positions: skipped here.
-        open_positions = positions[positions["is_open"]]
         results: list[RuleResult] = []
         with self._lock:
             suites: list[tuple[str, pd.DataFrame, dict[str, Rule], list[str]]] = []
             if instruments is not None:
                 suites.append(("instruments", instruments, INSTRUMENT_RULES, INSTRUMENT_INDEX))
-            suites.append(("positions", open_positions, POSITION_RULES, POSITION_INDEX))
+            if positions is not None:
+                # Zero-size records are kept by the frames but are not positions: skipped.
+                open_positions = positions[positions["is_open"]]
+                suites.append(("positions", open_positions, POSITION_RULES, POSITION_INDEX))
             for name, frame, rules, index in suites:
                 needed = [c for c in dict.fromkeys([*index, *self._columns[name]])]
                 gx_results = self._run(name, frame[needed], parameters, index, build_docs)

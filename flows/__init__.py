@@ -1,1 +1,8 @@
-"""Prefect flows: wiring only (sync-instruments, reconcile-positions, recalculate-leverage)."""
+"""Prefect flows: wiring only."""
+
+from flows.guard import guard_account
+from flows.instruments import sync_instruments
+from flows.leverage import recalculate_leverage
+from flows.reconcile import reconcile_positions
+
+__all__ = ["guard_account", "recalculate_leverage", "reconcile_positions", "sync_instruments"]

@@ -1,8 +1,8 @@
 """The simulator's ASGI app: OKX v5 REST on OKX's paths, plus a control API under /__sim__/.
 
 Private endpoints check what OKX checks, in OKX's order of error codes: missing headers
-(50103/50104/50106/50107), timestamp format (50112) and window (50102, 30 s against this
-machine's clock), key (50111), passphrase (50105), environment (50101: `x-simulated-trading`
+(50103/50104/50106/50107), timestamp format (50112) and window (50102: 30 s around the
+simulated clock or this machine's), key (50111), passphrase (50105), environment (50101: `x-simulated-trading`
 must match the account's demo flag) and signature (50113). Limits per account or client
 address follow posguard.okx.endpoints (50011 with HTTP 429 past them).
 """
@@ -88,7 +88,10 @@ def authenticate(exchange: SimExchange, request: Request, body: bytes) -> Accoun
     stamp_ms = _parse_timestamp(stamp)
     if stamp_ms is None:
         raise SimRefusal("50112", "Invalid OK-ACCESS-TIMESTAMP", 401)
-    if abs(stamp_ms - _wall_ms()) > TIMESTAMP_WINDOW_MS:
+    # The window is checked against the simulated clock (what public/time answers, so
+    # clients that sync to it pass) and against this machine's clock (clients that sign with
+    # their own time, as ccxt and python-okx do by default, pass too).
+    if min(abs(stamp_ms - _wall_ms()), abs(stamp_ms - exchange.now_ms())) > TIMESTAMP_WINDOW_MS:
         raise SimRefusal("50102", "Timestamp request expired", 401)
     account = exchange.by_key.get(key)
     if account is None:
@@ -193,7 +196,8 @@ def handle(
 ) -> list[Any]:
     with exchange.lock:
         if endpoint is ep.PUBLIC_TIME:
-            return [{"ts": str(_wall_ms())}]
+            # The exchange's clock: simulated time, the time of every record it serves.
+            return [{"ts": str(exchange.now_ms())}]
         if endpoint is ep.INSTRUMENTS:
             return exchange.instruments_data(params)
         if endpoint is ep.POSITION_TIERS:

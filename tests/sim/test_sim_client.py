@@ -231,7 +231,9 @@ def test_stale_timestamp_is_50102_and_the_client_resyncs(sim: SimServer) -> None
     )
     with behind:
         assert behind.positions() == []  # 50102, re-sync from public/time, success
-        assert behind.clock_offset_ms == pytest.approx(60_000, abs=2_000)
+        # Synced to the exchange's (simulated) clock: the records' own time line.
+        local = time.time_ns() // 1_000_000 - 60_000
+        assert local + behind.clock_offset_ms == pytest.approx(sim.exchange.now_ms(), abs=2_000)
 
 
 def test_rate_limit_per_account_is_enforced_by_the_simulator(sim: SimServer) -> None:

@@ -1,0 +1,13 @@
+"""Flow run names: the account and the time, so the UI's run list reads by itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect.runtime import flow_run
+
+
+def run_name() -> str:
+    parameters = flow_run.parameters or {}
+    account = parameters.get("account", "account")
+    return f"{account}-{datetime.now(UTC):%Y%m%d-%H%M%S}"

@@ -1,0 +1,62 @@
+"""`reconcile-positions`: fetch, validate and reconcile one account; one run at a time."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.concurrency.sync import concurrency
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from flows.limits import ensure_account_limit
+from flows.naming import run_name
+from posguard.errors import PosguardError
+from tasks.fetch import fetch_account_state, fetch_instruments
+from tasks.publish import publish_drift, publish_positions, publish_validation
+from tasks.reconcile import reconcile_account
+from tasks.validate import validate_positions
+
+
+@flow(name="reconcile-positions", flow_run_name=run_name, log_prints=False)
+def reconcile_positions(
+    account: str = "main",
+    policy: Literal["report", "heal"] = "report",
+    run_expectations: bool = True,
+) -> Any:
+    """Positions vs the registry: drift is declared on evidence only (design.md rules 1-8)."""
+    logger = get_run_logger()
+    limit = ensure_account_limit(account)
+    with concurrency(limit, occupy=1, strict=True, timeout_seconds=600):
+        try:
+            instruments = fetch_instruments(account)
+            state = fetch_account_state(account)
+        except PosguardError as exc:
+            # Not observed is never "flat": no drift is concluded from a failed read.
+            logger.error("account %s not observed this cycle: %s", account, exc)
+            return Failed(message=f"not observed: {exc}")
+        positions = state.snapshot.positions
+        publish_positions(account, positions, instruments)
+        failing = 0
+        if run_expectations:
+            report = validate_positions(positions, instruments, state.snapshot.config.pos_mode)
+            failing = publish_validation(account, report)
+        outcome = reconcile_account(
+            account, state, instruments, policy, run_id=str(flow_run.id) if flow_run.id else None
+        )
+        alerts = publish_drift(account, outcome.events)
+    summary = {
+        "account": account,
+        "positions": int(positions["is_open"].sum()),
+        "failing_expectation_rows": failing,
+        "drift_events": [e.to_json() for e in outcome.events],
+        "alerts": alerts,
+    }
+    logger.info(
+        "account %s: %s open positions, %s failing rows, %s drift events",
+        account,
+        summary["positions"],
+        failing,
+        len(outcome.events),
+    )
+    return summary

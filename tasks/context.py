@@ -1,0 +1,37 @@
+"""What tasks share: settings (read once per process) and the clients and registry they open.
+
+Tasks receive plain data (the account's name); clients and database engines are opened
+inside them and never passed between tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from posguard.okx import OkxClient
+from posguard.registry import Registry
+from posguard.settings import Settings, load_settings
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()
+
+
+def reload_settings() -> Settings:
+    settings.cache_clear()
+    return settings()
+
+
+@contextmanager
+def okx(account: str) -> Iterator[OkxClient]:
+    with OkxClient.for_account(settings(), account) as client:
+        yield client
+
+
+@contextmanager
+def registry() -> Iterator[Registry]:
+    with Registry(settings().resolved_registry_url) as opened:
+        yield opened

@@ -1,0 +1,28 @@
+"""The leverage task: plan, and apply when asked (posguard.recalculate)."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from posguard.recalculate import LeverageReport, recalculate
+from tasks.context import okx, registry, settings
+from tasks.retry import RETRYING
+
+
+@task(name="recalculate-leverage", **RETRYING)
+def recalculate_leverage(account: str, apply: bool, run_id: str | None = None) -> LeverageReport:
+    config = settings()
+    with okx(account) as client:
+        if not apply:
+            return recalculate(
+                client, config.leverage, account_override=config.account(account).leverage
+            )
+        with registry() as store:
+            return recalculate(
+                client,
+                config.leverage,
+                account_override=config.account(account).leverage,
+                apply=True,
+                registry=store,
+                run_id=run_id,
+            )

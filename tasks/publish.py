@@ -1,0 +1,185 @@
+"""What people see: artifacts in the Prefect UI and events that automations turn into alerts.
+
+Events name the account and the instrument as resources:
+- `posguard.expectation.failed`: one per failing (expectation, position);
+- `posguard.drift.confirmed`: confirmed drift (and its escalation);
+- `posguard.leverage.changed` / `posguard.leverage.refused`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+
+from posguard.drift import DriftEvent
+from posguard.recalculate import LeverageReport
+from tasks.retry import LOCAL
+
+if TYPE_CHECKING:
+    from expectations.report import ValidationReport
+
+MAX_ROWS = 500  # an artifact is for reading; the registry keeps everything
+
+
+def artifact_key(*parts: str) -> str:
+    """Artifact keys must be lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def resource(account: str, inst_id: str, pos_side: str = "", mgn_mode: str = "") -> dict[str, str]:
+    key = ".".join(p for p in (account, inst_id, pos_side, mgn_mode) if p)
+    return {
+        "prefect.resource.id": f"posguard.position.{key}",
+        "prefect.resource.name": f"{inst_id} {pos_side} {mgn_mode}".strip(),
+        "posguard.account": account,
+        "posguard.instId": inst_id,
+    }
+
+
+def related(account: str, inst_id: str) -> list[dict[str, str]]:
+    return [
+        {
+            "prefect.resource.id": f"posguard.account.{account}",
+            "prefect.resource.role": "account",
+            "prefect.resource.name": account,
+        },
+        {
+            "prefect.resource.id": f"posguard.instrument.{inst_id}",
+            "prefect.resource.role": "instrument",
+            "prefect.resource.name": inst_id,
+        },
+    ]
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return str(value)
+    return value.item() if hasattr(value, "item") else value
+
+
+@task(name="publish-positions", **LOCAL)
+def publish_positions(account: str, positions: pd.DataFrame, instruments: pd.DataFrame) -> None:
+    from posguard.notional import position_notional
+
+    merged = position_notional(positions[positions["is_open"]], instruments)
+    table = [
+        {
+            "instId": r["instId"],
+            "posSide": r["posSide"],
+            "mgnMode": r["mgnMode"],
+            "pos": _cell(r["pos"]),
+            "notional": _cell(r["notional"]),
+            "notionalUsd (OKX)": _cell(r["notionalUsd"]),
+            "lever": _cell(r["lever"]),
+            "lever_source": r["lever_source"],
+        }
+        for r in merged.head(MAX_ROWS).to_dict("records")
+    ]
+    create_table_artifact(
+        key=artifact_key("positions", account),
+        table=table,
+        description=f"Open positions of {account} with notional and lever",
+    )
+
+
+@task(name="publish-validation", **LOCAL)
+def publish_validation(account: str, report: ValidationReport, what: str = "positions") -> int:
+    failing = [(r.expectation, row) for r in report.failed for row in r.failing]
+    table = [
+        {
+            "expectation": name,
+            "instId": row.inst_id,
+            "posSide": row.pos_side,
+            "mgnMode": row.mgn_mode,
+            "detail": row.detail,
+        }
+        for name, row in failing[:MAX_ROWS]
+    ]
+    docs = f"\n\n[Great Expectations Data Docs]({report.data_docs})" if report.data_docs else ""
+    summary = (
+        f"**{len(report.failed)} of {len(report.results)} expectations failed** for {account}"
+        if failing
+        else f"All {len(report.results)} expectations passed for {account}"
+    )
+    create_markdown_artifact(
+        key=artifact_key("expectations", what, account),
+        markdown=f"# {what.title()} expectations\n\n{summary}{docs}",
+    )
+    if table:
+        create_table_artifact(
+            key=artifact_key("failed-expectations", what, account),
+            table=table,
+            description=f"Failed expectations: {summary}",
+        )
+    for name, row in failing:
+        emit_event(
+            event="posguard.expectation.failed",
+            resource=resource(account, row.inst_id, row.pos_side, row.mgn_mode),
+            related=related(account, row.inst_id),
+            payload={
+                "account": account,
+                "expectation": name,
+                "instId": row.inst_id,
+                "posSide": row.pos_side,
+                "mgnMode": row.mgn_mode,
+                "detail": row.detail,
+                "data_docs": report.data_docs,
+            },
+        )
+    return len(failing)
+
+
+@task(name="publish-drift", **LOCAL)
+def publish_drift(account: str, events: list[DriftEvent]) -> int:
+    table = [{k: v for k, v in e.to_json().items() if k != "evidence"} for e in events]
+    if table:
+        create_table_artifact(
+            key=artifact_key("drift", account),
+            table=table[:MAX_ROWS],
+            description=f"Drift events of {account} this cycle",
+        )
+    alerts = 0
+    for drift in events:
+        if drift.status not in ("confirmed", "healed"):
+            continue
+        alerts += 1
+        emit_event(
+            event=f"posguard.drift.{drift.status}",
+            resource=resource(account, drift.inst_id, drift.pos_side, drift.mgn_mode),
+            related=related(account, drift.inst_id),
+            payload={
+                **{k: v for k, v in drift.to_json().items() if k != "evidence"},
+                "escalated": bool(drift.evidence.get("escalated")),
+            },
+        )
+    return alerts
+
+
+@task(name="publish-leverage", **LOCAL)
+def publish_leverage(account: str, report: LeverageReport) -> None:
+    rows = report.plan_json()
+    create_table_artifact(
+        key=artifact_key("leverage-plan", account),
+        table=rows[:MAX_ROWS],
+        description=f"Leverage plan of {account} (volatility null = N/A)",
+    )
+    for outcome in report.outcomes:
+        if outcome.outcome not in ("applied", "refused", "mismatch", "blocked"):
+            continue
+        kind = "changed" if outcome.outcome == "applied" else "refused"
+        emit_event(
+            event=f"posguard.leverage.{kind}",
+            resource=resource(account, outcome.instId, outcome.posSide, outcome.mgnMode),
+            related=related(account, outcome.instId),
+            payload={"account": account, **outcome.to_json()},
+        )

@@ -1,0 +1,59 @@
+"""The reconcile task: one engine cycle against the registry (posguard.reconcile.run_cycle)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+
+from posguard.drift import DriftSettings
+from posguard.reconcile import CycleOutcome, run_cycle
+from tasks.context import registry, settings
+from tasks.fetch import AccountState
+from tasks.retry import LOCAL
+
+
+def drift_settings(policy: str | None = None) -> DriftSettings:
+    config = settings().drift
+    return DriftSettings(
+        confirm_after=config.confirm_after,
+        grace_seconds=config.grace_seconds,
+        lookback_seconds=config.lookback_seconds,
+        escalate_after=config.escalate_after,
+        heal=policy or config.heal,  # type: ignore[arg-type]
+    )
+
+
+@task(name="reconcile", **LOCAL)
+def reconcile_account(
+    account: str,
+    state: AccountState,
+    instruments: pd.DataFrame,
+    policy: str | None = None,
+    run_id: str | None = None,
+) -> CycleOutcome:
+    lot_sizes = {
+        str(i): float(v)
+        for i, v in zip(instruments["instId"], instruments["lotSz"], strict=True)
+        if pd.notna(v)
+    }
+    with registry() as store:
+        return run_cycle(
+            store,
+            account,
+            state.snapshot.started_ms,
+            positions=state.snapshot.positions,
+            history=state.history,
+            fills=state.fills,
+            lot_sizes=lot_sizes,
+            settings=drift_settings(policy),
+            run_id=run_id,
+        )
+
+
+@task(name="record-instruments", **LOCAL)
+def record_instruments(account: str, instruments: pd.DataFrame) -> int:
+    environment = settings().account(account).resolved_base_url
+    if settings().account(account).demo:
+        environment += " (demo)"
+    with registry() as store:
+        return store.record_instruments(environment, instruments)

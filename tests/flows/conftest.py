@@ -1,0 +1,71 @@
+"""One Prefect test server per session, and the incident on the simulator behind the flows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+
+from posguard.sim import SimExchange, SimServer
+from tasks.context import reload_settings
+from tests.sim.conftest import MAIN, shipped
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings(
+            # A 1-second heartbeat join per flow run is the harness's biggest cost; tests only.
+            {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ),
+    ):
+        yield
+
+
+def write_settings(folder: Path, base_url: str, **extra: str) -> Path:
+    lines = [
+        f'state_dir = "{folder / "state"}"',
+        f'registry_url = "sqlite:///{folder / "registry.db"}"',
+        "",
+        "[drift]",
+        "grace_seconds = 0",
+        "",
+        "[accounts.main]",
+        f'api_key = "{MAIN["api_key"]}"',
+        f'secret_key = "{MAIN["secret_key"]}"',
+        f'passphrase = "{MAIN["passphrase"]}"',
+        "demo = true",
+        f'base_url = "{base_url}"',
+    ]
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    path = folder / "posguard.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Incident:
+    def __init__(self, server: SimServer, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+
+
+@pytest.fixture
+def incident(tmp_path: Path, prefect_server: None) -> Iterator[Incident]:
+    with SimServer(SimExchange(shipped("incident-2025-12-20"))) as server:
+        config = write_settings(tmp_path, server.base_url)
+        previous = os.environ.get("POSGUARD_CONFIG")
+        os.environ["POSGUARD_CONFIG"] = str(config)
+        reload_settings()
+        try:
+            yield Incident(server, tmp_path)
+        finally:
+            if previous is None:
+                os.environ.pop("POSGUARD_CONFIG", None)
+            else:
+                os.environ["POSGUARD_CONFIG"] = previous
+            reload_settings()
