@@ -6,6 +6,8 @@ Prefect only warns and runs overlap when the limit does not exist, so it is crea
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -21,10 +23,8 @@ def ensure_account_limit(account: str) -> str:
         try:
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
-            try:
+            with suppress(ObjectAlreadyExists):  # another run created it first
                 client.create_global_concurrency_limit(
                     GlobalConcurrencyLimitCreate(name=name, limit=1)
                 )
-            except ObjectAlreadyExists:
-                pass  # another run created it first
     return name

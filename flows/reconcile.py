@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -28,6 +29,7 @@ def reconcile_positions(
     logger = get_run_logger()
     limit = ensure_account_limit(account)
     with concurrency(limit, occupy=1, strict=True, timeout_seconds=600):
+        held_from = time.time()
         try:
             instruments = fetch_instruments(account)
             state = fetch_account_state(account)
@@ -45,12 +47,15 @@ def reconcile_positions(
             account, state, instruments, policy, run_id=str(flow_run.id) if flow_run.id else None
         )
         alerts = publish_drift(account, outcome.events)
+        held_until = time.time()
     summary = {
         "account": account,
         "positions": int(positions["is_open"].sum()),
         "failing_expectation_rows": failing,
         "drift_events": [e.to_json() for e in outcome.events],
         "alerts": alerts,
+        # When this run held the account's reconcile slot (epoch seconds).
+        "held": [held_from, held_until],
     }
     logger.info(
         "account %s: %s open positions, %s failing rows, %s drift events",

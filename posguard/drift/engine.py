@@ -38,6 +38,9 @@ from posguard.drift.model import (
 KEY = ["instId", "posSide", "mgnMode"]
 REGISTRY_COLUMNS = [*KEY, "pos", "avgPx", "lever", "version", "updated_at_ms", "posId", "cTime"]
 SIZE_EPSILON = 1e-9
+# Snapshot times are OKX time as each run measured its clock offset (to a few ms); two runs
+# within this much of each other are simultaneous, not one older than the other.
+RATCHET_TOLERANCE_MS = 1000
 
 
 @dataclass
@@ -122,7 +125,10 @@ def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) 
     if cycle.failures or cycle.positions is None:
         failed = ", ".join(cycle.failures) or "positions"
         return CycleResult([], memory, [], skipped=f"not observed: {failed} failed")
-    if memory.last_snapshot_ms is not None and cycle.at_ms < memory.last_snapshot_ms:
+    if (
+        memory.last_snapshot_ms is not None
+        and cycle.at_ms < memory.last_snapshot_ms - RATCHET_TOLERANCE_MS
+    ):
         return CycleResult(
             [],
             memory,
@@ -211,7 +217,7 @@ def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) 
             strict=True,
         )
     }
-    state.last_snapshot_ms = cycle.at_ms
+    state.last_snapshot_ms = max(cycle.at_ms, memory.last_snapshot_ms or cycle.at_ms)
     return CycleResult(events, state, heals)
 
 

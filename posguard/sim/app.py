@@ -1,8 +1,8 @@
 """The simulator's ASGI app: OKX v5 REST on OKX's paths, plus a control API under /__sim__/.
 
-Private endpoints check what OKX checks, in OKX's order of error codes: missing headers
-(50103/50104/50106/50107), timestamp format (50112) and window (50102: 30 s around the
-simulated clock or this machine's), key (50111), passphrase (50105), environment (50101: `x-simulated-trading`
+Private endpoints check what OKX checks: missing headers (50103/50104/50106/50107),
+timestamp format (50112) and window (50102: 30 s around the simulated clock or this
+machine's), key (50111), passphrase (50105), environment (50101: `x-simulated-trading`
 must match the account's demo flag) and signature (50113). Limits per account or client
 address follow posguard.okx.endpoints (50011 with HTTP 429 past them).
 """

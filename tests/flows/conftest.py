@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,9 @@ def write_settings(folder: Path, base_url: str, **extra: str) -> Path:
         "demo = true",
         f'base_url = "{base_url}"',
     ]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
+    lines = [line if not line.startswith(tuple(f"{k} =" for k in extra)) else ""
+             for line in lines]
+    lines += [f'{k} = "{v}"' for k, v in extra.items()]
     path = folder / "posguard.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -54,18 +57,25 @@ class Incident:
         self.folder = folder
 
 
-@pytest.fixture
-def incident(tmp_path: Path, prefect_server: None) -> Iterator[Incident]:
-    with SimServer(SimExchange(shipped("incident-2025-12-20"))) as server:
-        config = write_settings(tmp_path, server.base_url)
+@contextmanager
+def flows_against(exchange: SimExchange, folder: Path, **account: str) -> Iterator[Incident]:
+    """The simulator serving `exchange`, and posguard's settings pointing the flows at it."""
+    with SimServer(exchange) as server:
+        config = write_settings(folder, server.base_url, **account)
         previous = os.environ.get("POSGUARD_CONFIG")
         os.environ["POSGUARD_CONFIG"] = str(config)
         reload_settings()
         try:
-            yield Incident(server, tmp_path)
+            yield Incident(server, folder)
         finally:
             if previous is None:
                 os.environ.pop("POSGUARD_CONFIG", None)
             else:
                 os.environ["POSGUARD_CONFIG"] = previous
             reload_settings()
+
+
+@pytest.fixture
+def incident(tmp_path: Path, prefect_server: None) -> Iterator[Incident]:
+    with flows_against(SimExchange(shipped("incident-2025-12-20")), tmp_path) as running:
+        yield running
