@@ -12,22 +12,24 @@ from flows.naming import run_name
 from posguard.errors import PosguardError
 from tasks.leverage import recalculate_leverage as recalculate_task
 from tasks.publish import publish_leverage
+from tasks.runs import record_run
 
 
 @flow(name="recalculate-leverage", flow_run_name=run_name, log_prints=False)
 def recalculate_leverage(account: str = "main", dry_run: bool = True) -> Any:
     """Plan per position: current lever and source, volatility, target, bound, action, why."""
     logger = get_run_logger()
+    run_id = str(flow_run.id) if flow_run.id else None
     try:
-        report = recalculate_task(
-            account, apply=not dry_run, run_id=str(flow_run.id) if flow_run.id else None
-        )
+        report = recalculate_task(account, apply=not dry_run, run_id=run_id)
     except PosguardError as exc:
         logger.error("leverage of %s not recalculated: %s", account, exc)
         return Failed(message=f"leverage not recalculated: {exc}")
     publish_leverage(account, report)
-    return {
+    summary = {
         "account": account,
         "plan": report.plan_json(),
         "outcomes": [o.to_json() for o in report.outcomes],
     }
+    record_run(run_id, account, "recalculate-leverage", "completed", summary)
+    return summary

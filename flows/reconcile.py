@@ -16,6 +16,7 @@ from posguard.errors import PosguardError
 from tasks.fetch import fetch_account_state, fetch_instruments
 from tasks.publish import publish_drift, publish_positions, publish_validation
 from tasks.reconcile import reconcile_account
+from tasks.runs import previous_failures, record_run
 from tasks.validate import validate_positions
 
 
@@ -27,6 +28,7 @@ def reconcile_positions(
 ) -> Any:
     """Positions vs the registry: drift is declared on evidence only (design.md rules 1-8)."""
     logger = get_run_logger()
+    run_id = str(flow_run.id) if flow_run.id else None
     limit = ensure_account_limit(account)
     with concurrency(limit, occupy=1, strict=True, timeout_seconds=600):
         held_from = time.time()
@@ -40,9 +42,13 @@ def reconcile_positions(
         positions = state.snapshot.positions
         publish_positions(account, positions, instruments)
         failing = 0
+        expectations = None
         if run_expectations:
             report = validate_positions(positions, instruments, state.snapshot.config.pos_mode)
-            failing = publish_validation(account, report)
+            failing = publish_validation(
+                account, report, already_alerted=previous_failures(account)
+            )
+            expectations = report.to_json()
         outcome = reconcile_account(
             account, state, instruments, policy, run_id=str(flow_run.id) if flow_run.id else None
         )
@@ -54,9 +60,11 @@ def reconcile_positions(
         "failing_expectation_rows": failing,
         "drift_events": [e.to_json() for e in outcome.events],
         "alerts": alerts,
+        "expectations": expectations,
         # When this run held the account's reconcile slot (epoch seconds).
         "held": [held_from, held_until],
     }
+    record_run(run_id, account, "reconcile-positions", "completed", summary)
     logger.info(
         "account %s: %s open positions, %s failing rows, %s drift events",
         account,

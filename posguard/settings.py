@@ -122,6 +122,29 @@ class LeverageConfig(BaseModel):
     instruments: dict[str, LeverageOverride] = Field(default_factory=dict)
 
 
+class AlertConfig(BaseModel):
+    """Where posguard's automations send alerts (Prefect notification blocks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A generic webhook (CustomWebhookNotificationBlock): JSON {"subject", "body", "text"}.
+    webhook_url: str | None = None
+    # Slack incoming webhook (SlackWebhook block). Email: point webhook_url at a relay.
+    slack_webhook_url: SecretStr | None = None
+
+
+class ScheduleConfig(BaseModel):
+    """How often the deployments run, per account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruments_seconds: int = Field(default=3600, ge=1)
+    reconcile_seconds: int = Field(default=30, ge=1)
+    leverage_seconds: int = Field(default=300, ge=1)
+    # The scheduled leverage flow only plans unless this is False.
+    leverage_dry_run: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid"
@@ -138,6 +161,8 @@ class Settings(BaseSettings):
     registry_url: str | None = None
     drift: DriftConfig = Field(default_factory=DriftConfig)
     leverage: LeverageConfig = Field(default_factory=LeverageConfig)
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
+    schedules: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -93,7 +93,14 @@ def publish_positions(account: str, positions: pd.DataFrame, instruments: pd.Dat
 
 
 @task(name="publish-validation", **LOCAL)
-def publish_validation(account: str, report: ValidationReport, what: str = "positions") -> int:
+def publish_validation(
+    account: str,
+    report: ValidationReport,
+    what: str = "positions",
+    already_alerted: set[tuple[str, str, str, str]] | None = None,
+) -> int:
+    """Artifacts with every failure; events only for failures the last run did not have,
+    so a standing problem alerts once, not every 30 seconds."""
     failing = [(r.expectation, row) for r in report.failed for row in r.failing]
     table = [
         {
@@ -122,6 +129,8 @@ def publish_validation(account: str, report: ValidationReport, what: str = "posi
             description=f"Failed expectations: {summary}",
         )
     for name, row in failing:
+        if (name, row.inst_id, row.pos_side, row.mgn_mode) in (already_alerted or set()):
+            continue
         emit_event(
             event="posguard.expectation.failed",
             resource=resource(account, row.inst_id, row.pos_side, row.mgn_mode),

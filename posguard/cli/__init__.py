@@ -10,6 +10,7 @@ from posguard.cli import (
     project_cmds,
     registry_cmds,
     replay_cmd,
+    run_cmds,
     sim_cmds,
     validate_cmd,
 )
@@ -31,6 +32,7 @@ validate_cmd.register(app)
 replay_cmd.register(app)
 registry_cmds.register(app)
 leverage_cmds.register(app)
+run_cmds.register(app)
 
 
 def main() -> None:

@@ -23,9 +23,14 @@ def apply_registry_writes(
     for write in writes:
         account = (accounts or {}).get(str(write["account"]), str(write["account"]))
         registry.write(
-            account, str(write["instId"]), pos_side=str(write.get("posSide") or "net"),
-            mgn_mode=str(write.get("mgnMode") or "cross"), pos=write["pos"],
-            avg_px=write.get("avgPx"), lever=write.get("lever"), at_ms=int(write["at_ms"]),
+            account,
+            str(write["instId"]),
+            pos_side=str(write.get("posSide") or "net"),
+            mgn_mode=str(write.get("mgnMode") or "cross"),
+            pos=write["pos"],
+            avg_px=write.get("avgPx"),
+            lever=write.get("lever"),
+            at_ms=int(write["at_ms"]),
         )
         count += 1
     return count

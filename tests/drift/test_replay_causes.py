@@ -365,7 +365,12 @@ def test_replaying_twice_gives_identical_events() -> None:
 
 def test_snapshots_within_the_clock_tolerance_are_simultaneous() -> None:
     # Two runs that measured OKX's clock a few ms apart: the later one is not "older".
-    events = run(timeline([sync(100, [position()]), sync(99.995, []), sync(130, [])],
-                          registry=[registry_row()]))
-    assert [(e.status, e.cause) for e in events] == [("suspected", "unknown"),
-                                                    ("confirmed", "unknown")]
+    events = run(
+        timeline(
+            [sync(100, [position()]), sync(99.995, []), sync(130, [])], registry=[registry_row()]
+        )
+    )
+    assert [(e.status, e.cause) for e in events] == [
+        ("suspected", "unknown"),
+        ("confirmed", "unknown"),
+    ]

@@ -43,8 +43,7 @@ def write_settings(folder: Path, base_url: str, **extra: str) -> Path:
         "demo = true",
         f'base_url = "{base_url}"',
     ]
-    lines = [line if not line.startswith(tuple(f"{k} =" for k in extra)) else ""
-             for line in lines]
+    lines = [line if not line.startswith(tuple(f"{k} =" for k in extra)) else "" for line in lines]
     lines += [f'{k} = "{v}"' for k, v in extra.items()]
     path = folder / "posguard.toml"
     path.write_text("\n".join(lines) + "\n")

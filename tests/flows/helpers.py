@@ -28,8 +28,9 @@ def seed_bot_writes(base_url: str) -> int:
 
 def artifact_keys(prefix: str = "") -> set[str]:
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(limit=200, artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(like_=prefix or None)))
+        artifacts = client.read_artifacts(
+            limit=200, artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix or None))
+        )
     return {a.key for a in artifacts if a.key}
 
 
@@ -39,9 +40,12 @@ def events_named(name: str, since: Any, *, at_least: int = 1, timeout: float = 3
     found: list[Any] = []
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:
-            page = client.read_events(filter=EventFilter(
-                event=EventNameFilter(name=[name]),
-                occurred=EventOccurredFilter(since=since)), limit=50)
+            page = client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(name=[name]), occurred=EventOccurredFilter(since=since)
+                ),
+                limit=50,
+            )
         found = list(page.events)
         if len(found) >= at_least:
             return found

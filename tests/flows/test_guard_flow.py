@@ -28,8 +28,10 @@ def test_guard_account_on_the_incident(incident: Incident) -> None:
     cycles = {}
     for moment in ("+2m27s", "+2m58s", "+4m", "+4m30s"):
         advance(base, moment)
-        cycles[moment] = [(e["instId"], e["kind"], e["status"], e["cause"])
-                          for e in reconcile_positions("main")["drift_events"]]
+        cycles[moment] = [
+            (e["instId"], e["kind"], e["status"], e["cause"])
+            for e in reconcile_positions("main")["drift_events"]
+        ]
     assert cycles["+2m27s"] == [("XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown")]
     assert cycles["+2m58s"] == [("XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "spurious")]
     assert cycles["+4m"] == [("BTC-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "liquidated")]
@@ -42,27 +44,36 @@ def test_guard_account_on_the_incident(incident: Incident) -> None:
     assert len({e["id"] for e in stored}) == len(stored)
 
     keys = artifact_keys()
-    for key in ("positions-main", "expectations-positions-main",
-                "failed-expectations-positions-main", "drift-main", "leverage-plan-main",
-                "expectations-instruments-main"):
+    for key in (
+        "positions-main",
+        "expectations-positions-main",
+        "failed-expectations-positions-main",
+        "drift-main",
+        "leverage-plan-main",
+        "expectations-instruments-main",
+    ):
         assert key in keys
 
     failed = events_named("posguard.expectation.failed", started)
-    assert any(e.payload["instId"] == "DOGE-USDT-SWAP" and e.payload["expectation"] ==
-               "lever > 0" for e in failed)
+    assert any(
+        e.payload["instId"] == "DOGE-USDT-SWAP" and e.payload["expectation"] == "lever > 0"
+        for e in failed
+    )
     doge = next(e for e in failed if e.payload["instId"] == "DOGE-USDT-SWAP")
     roles = {r.role: r.id for r in doge.related}
     assert roles["account"] == "posguard.account.main"
     assert roles["instrument"] == "posguard.instrument.DOGE-USDT-SWAP"
     confirmed = events_named("posguard.drift.confirmed", started)
     assert [(e.payload["instId"], e.payload["cause"]) for e in confirmed] == [
-        ("BTC-USDT-SWAP", "liquidated")]
+        ("BTC-USDT-SWAP", "liquidated")
+    ]
 
 
 def test_flow_runs_are_named_after_the_account(incident: Incident) -> None:
     reconcile_positions("main", run_expectations=False)
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            name=FlowRunFilterName(like_="main-")), limit=5)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="main-")), limit=5
+        )
     assert runs
     assert all(run.name.startswith("main-2") for run in runs)

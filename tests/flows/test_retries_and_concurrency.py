@@ -25,17 +25,19 @@ OPEN = [{"at": "+0s", "action": "open", "instId": "XRP-USDT-SWAP", "sz": "10", "
 
 def task_runs(flow_run_id: str, name: str) -> list[object]:
     with get_client(sync_client=True) as client:
-        return list(client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name))))
+        return list(
+            client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)),
+            )
+        )
 
 
-def test_50001_twice_is_retried_twice_then_succeeds(tmp_path: Path,
-                                                    prefect_server: None) -> None:
-    faults = [{"endpoint": "positions", "kind": "http_error", "http": 503, "code": "50001",
-               "times": 2}]
-    with flows_against(SimExchange(scenario(name="retry", steps=OPEN, faults=faults)),
-                       tmp_path):
+def test_50001_twice_is_retried_twice_then_succeeds(tmp_path: Path, prefect_server: None) -> None:
+    faults = [
+        {"endpoint": "positions", "kind": "http_error", "http": 503, "code": "50001", "times": 2}
+    ]
+    with flows_against(SimExchange(scenario(name="retry", steps=OPEN, faults=faults)), tmp_path):
         state = reconcile_positions("main", run_expectations=False, return_state=True)
     assert state.is_completed()
     runs = task_runs(str(state.state_details.flow_run_id), "fetch-account-state")
@@ -43,10 +45,10 @@ def test_50001_twice_is_retried_twice_then_succeeds(tmp_path: Path,
     assert runs[0].state.is_completed()
 
 
-def test_an_auth_error_fails_at_once_without_retry(tmp_path: Path,
-                                                   prefect_server: None) -> None:
-    with flows_against(SimExchange(scenario(name="auth", steps=OPEN)), tmp_path,
-                       secret_key="not-the-secret"):
+def test_an_auth_error_fails_at_once_without_retry(tmp_path: Path, prefect_server: None) -> None:
+    with flows_against(
+        SimExchange(scenario(name="auth", steps=OPEN)), tmp_path, secret_key="not-the-secret"
+    ):
         state = reconcile_positions("main", run_expectations=False, return_state=True)
     assert state.is_failed()
     assert "50113" in state.message
@@ -55,24 +57,32 @@ def test_an_auth_error_fails_at_once_without_retry(tmp_path: Path,
     assert [r.run_count for r in runs] == [1]
 
 
-def test_two_reconciliations_of_one_account_do_not_overlap(tmp_path: Path,
-                                                           prefect_server: None) -> None:
-    ada = [*OPEN, {"at": "+0s", "action": "open", "instId": "ADA-USDT-SWAP", "sz": "3",
-                   "px": "0.62"}]
+def test_two_reconciliations_of_one_account_do_not_overlap(
+    tmp_path: Path, prefect_server: None
+) -> None:
+    ada = [
+        *OPEN,
+        {"at": "+0s", "action": "open", "instId": "ADA-USDT-SWAP", "sz": "3", "px": "0.62"},
+    ]
     with flows_against(SimExchange(scenario(name="twice", steps=ada)), tmp_path):
         with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = [pool.submit(reconcile_positions, "main", run_expectations=False)
-                       for _ in range(2)]
+            futures = [
+                pool.submit(reconcile_positions, "main", run_expectations=False) for _ in range(2)
+            ]
             results = [f.result(timeout=300) for f in futures]
         with Registry(settings().resolved_registry_url) as registry:
             events = registry.events("main")
             _, version = registry.load_memory("main")
-    (a_start, a_end), (b_start, b_end) = sorted(tuple(r["held"]) for r in results)
+    (_, a_end), (b_start, _) = sorted(tuple(r["held"]) for r in results)
     assert a_end <= b_start  # one waited for the other
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids))
     assert version == 2, (results, events)  # each run saved the engine's memory once, in turn
     statuses = sorted((e["inst_id"], e["status"]) for e in events)
     # Unknown positions: suspected by the first run, confirmed by the second.
-    assert statuses == [("ADA-USDT-SWAP", "confirmed"), ("ADA-USDT-SWAP", "suspected"),
-                        ("XRP-USDT-SWAP", "confirmed"), ("XRP-USDT-SWAP", "suspected")]
+    assert statuses == [
+        ("ADA-USDT-SWAP", "confirmed"),
+        ("ADA-USDT-SWAP", "suspected"),
+        ("XRP-USDT-SWAP", "confirmed"),
+        ("XRP-USDT-SWAP", "suspected"),
+    ]

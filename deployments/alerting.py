@@ -1,0 +1,100 @@
+"""Alerting: automations that turn posguard's events into notifications (idempotent).
+
+Prefect's OSS server runs automations in its triggers service; the notification goes through
+a notification block: a generic webhook by default, Slack when configured. (Prefect has no
+SMTP block; email goes through a webhook relay.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
+from prefect.client.orchestration import get_client
+
+from posguard.settings import AlertConfig
+
+WEBHOOK_BLOCK = "posguard-webhook"
+SLACK_BLOCK = "posguard-slack"
+
+RULES: dict[str, dict[str, str]] = {
+    "posguard: expectation failed": {
+        "event": "posguard.expectation.failed",
+        "subject": "posguard: {{ event.payload.expectation }} failed for "
+        "{{ event.payload.instId }} ({{ event.payload.account }})",
+        "body": "{{ event.payload.instId }} {{ event.payload.posSide }} "
+        "{{ event.payload.mgnMode }}: {{ event.payload.detail }}",
+    },
+    "posguard: drift confirmed": {
+        "event": "posguard.drift.confirmed",
+        "subject": "posguard: {{ event.payload.kind }} confirmed for "
+        "{{ event.payload.instId }} ({{ event.payload.account }})",
+        "body": "{{ event.payload.instId }} {{ event.payload.posSide }} "
+        "{{ event.payload.mgnMode }}: {{ event.payload.kind }} {{ event.payload.status }}"
+        ", cause {{ event.payload.cause }} at {{ event.payload.at }} "
+        "(event {{ event.payload.id }})",
+    },
+    "posguard: leverage refused": {
+        "event": "posguard.leverage.refused",
+        "subject": "posguard: leverage of {{ event.payload.instId }} not changed "
+        "({{ event.payload.account }})",
+        "body": "{{ event.payload.instId }}: {{ event.payload.outcome }} "
+        "{{ event.payload.code }} {{ event.payload.reason }}",
+    },
+}
+
+
+def _blocks(config: AlertConfig) -> list[UUID]:
+    ids: list[UUID] = []
+    if config.webhook_url:
+        block = CustomWebhookNotificationBlock(
+            name="posguard",
+            url=config.webhook_url,
+            json_data={
+                "subject": "{{subject}}",
+                "body": "{{body}}",
+                "text": "{{subject}}\\n{{body}}",
+            },
+        )
+        ids.append(block.save(WEBHOOK_BLOCK, overwrite=True))
+    if config.slack_webhook_url is not None:
+        slack = SlackWebhook(url=config.slack_webhook_url)
+        ids.append(slack.save(SLACK_BLOCK, overwrite=True))
+    return ids
+
+
+def ensure_alerting(config: AlertConfig) -> dict[str, Any]:
+    """Create or update the blocks and automations; safe to run on every start."""
+    block_ids = _blocks(config)
+    if not block_ids:
+        return {"blocks": 0, "automations": []}
+    names: list[str] = []
+    with get_client(sync_client=True) as client:
+        for name, rule in RULES.items():
+            automation = AutomationCore(
+                name=name,
+                description="Created by posguard (deployments/alerting.py)",
+                trigger=EventTrigger(
+                    expect={rule["event"]},
+                    match={"prefect.resource.id": "posguard.position.*"},
+                    posture=Posture.Reactive,
+                    threshold=1,
+                ),
+                actions=[
+                    SendNotification(
+                        block_document_id=block_id, subject=rule["subject"], body=rule["body"]
+                    )
+                    for block_id in block_ids
+                ],
+            )
+            existing = client.read_automations_by_name(name)
+            if existing:
+                client.update_automation(existing[0].id, automation)
+                for duplicate in existing[1:]:
+                    client.delete_automation(duplicate.id)
+            else:
+                client.create_automation(automation)
+            names.append(name)
+    return {"blocks": len(block_ids), "automations": names}

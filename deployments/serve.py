@@ -1,0 +1,36 @@
+"""`posguard serve` / `python -m deployments.serve`: serve every account's deployments.
+
+Needs a running Prefect server (PREFECT_API_URL): schedules only run there.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from prefect import serve
+
+from deployments.alerting import ensure_alerting
+from deployments.build import deployments_for
+from posguard.errors import PosguardError
+from posguard.settings import load_settings
+
+
+def main(scheduled: bool = True) -> int:
+    try:
+        settings = load_settings()
+    except PosguardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.accounts:
+        print(
+            "error: no accounts configured; add [accounts.NAME] to posguard.toml", file=sys.stderr
+        )
+        return 2
+    ensure_alerting(settings.alerts)
+    # Without pause_on_shutdown=False a restart would leave every schedule paused.
+    serve(*deployments_for(settings, scheduled=scheduled), pause_on_shutdown=False, limit=8)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(scheduled="--no-schedules" not in sys.argv))

@@ -1,0 +1,64 @@
+"""`posguard demo` and `posguard serve`: the Prefect side, imported only when asked for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from posguard.cli.common import ConfigOption, guarded
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        once: Annotated[
+            bool, typer.Option("--once", help="Play the scenario to its end, print, exit.")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Summary as one JSON object.")] = (
+            False
+        ),
+        port: Annotated[int, typer.Option(help="Port of the local Prefect server (UI).")] = 4200,
+        sim_port: Annotated[int, typer.Option(help="Port of the OKX simulator.")] = 8765,
+        state_dir: Annotated[
+            Path, typer.Option(help="Where the demo keeps Prefect's database and the registry.")
+        ] = Path(".posguard/demo"),
+    ) -> None:
+        """The incident of 2025-12-20, live: a local Prefect server, the OKX simulator,
+        scheduled flows and alerts. Open the printed UI address; Ctrl-C stops."""
+        from posguard.errors import PosguardError
+
+        # Prefect reads its API address when imported: point it at the demo's server first.
+        state = state_dir.resolve()
+        (state / "prefect").mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        os.environ["PREFECT_HOME"] = str(state / "prefect")
+        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        from deployments.demo import DemoOptions, run_demo
+
+        options = DemoOptions(
+            once=once, as_json=as_json, state_dir=state, port=port, sim_port=sim_port
+        )
+        try:
+            code = run_demo(options)
+        except PosguardError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        raise typer.Exit(code)
+
+    @app.command("serve")
+    def serve_command(
+        no_schedules: Annotated[
+            bool, typer.Option("--no-schedules", help="Register for on-demand runs only.")
+        ] = False,
+        config: ConfigOption = None,
+    ) -> None:
+        """Serve every configured account's deployments (needs PREFECT_API_URL)."""
+        if config is not None:
+            os.environ["POSGUARD_CONFIG"] = str(config)
+        from deployments.serve import main
+
+        raise typer.Exit(guarded(lambda: main(scheduled=not no_schedules)))
