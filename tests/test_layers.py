@@ -1,0 +1,54 @@
+"""The house's layering (design.md): posguard/ never imports Prefect or GX; entrypoints load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from posguard.settings import load_settings
+from tests.conftest import ROOT
+
+LIBRARY = [
+    "posguard.okx", "posguard.frames", "posguard.notional", "posguard.drift",
+    "posguard.leverage", "posguard.registry", "posguard.sim", "posguard.snapshot",
+    "posguard.reconcile", "posguard.replay", "posguard.recalculate", "posguard.adjust",
+    "posguard.contract", "posguard.settings", "posguard.cli",
+]
+
+
+def test_the_library_imports_neither_prefect_nor_great_expectations() -> None:
+    code = (f"import sys; import {', '.join(LIBRARY)}; "
+            "bad = [m for m in ('prefect', 'great_expectations') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deployment_entrypoints_load_with_their_names_and_parameters() -> None:
+    from flows import guard_account, recalculate_leverage, reconcile_positions, sync_instruments
+
+    assert sync_instruments.name == "sync-instruments"
+    assert reconcile_positions.name == "reconcile-positions"
+    assert recalculate_leverage.name == "recalculate-leverage"
+    assert guard_account.name == "guard-account"
+    assert set(reconcile_positions.parameters.properties) == {"account", "policy",
+                                                              "run_expectations"}
+    assert set(recalculate_leverage.parameters.properties) == {"account", "dry_run"}
+    assert set(guard_account.parameters.properties) == {"account", "policy", "dry_run"}
+
+
+def test_prefect_yaml_entrypoints_exist() -> None:
+    import yaml
+
+    document = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for deployment in document["deployments"]:
+        path, name = deployment["entrypoint"].split(":")
+        assert f"def {name}(" in (ROOT / path).read_text()
+
+
+def test_the_example_settings_file_is_valid(tmp_path: Path) -> None:
+    settings = load_settings(ROOT / "posguard.example.toml")
+    assert settings.account("main").demo
+    assert settings.drift.confirm_after == 2
