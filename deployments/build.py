@@ -11,8 +11,10 @@ from flows import guard_account, recalculate_leverage, reconcile_positions, sync
 from posguard.settings import Settings
 
 
-def deployments_for(settings: Settings, *, scheduled: bool = True) -> list[Any]:
-    """RunnerDeployments for `serve`; without schedules they only run on demand."""
+def deployments_for(
+    settings: Settings, *, scheduled: bool = True, paused: bool = False
+) -> list[Any]:
+    """RunnerDeployments for `serve`; without schedules (or paused) they run on demand."""
     plans = settings.schedules
     built: list[Any] = []
     for account in sorted(settings.accounts):
@@ -28,6 +30,7 @@ def deployments_for(settings: Settings, *, scheduled: bool = True) -> list[Any]:
         built += [
             sync_instruments.to_deployment(
                 name=account,
+                paused=paused,
                 parameters={"account": account},
                 tags=tags,
                 description=f"Instrument specs for {account}, validated and recorded",
@@ -35,6 +38,7 @@ def deployments_for(settings: Settings, *, scheduled: bool = True) -> list[Any]:
             ),
             reconcile_positions.to_deployment(
                 name=account,
+                paused=paused,
                 parameters={"account": account, "policy": settings.drift.heal},
                 tags=tags,
                 description=f"Positions of {account} vs the registry",
@@ -42,6 +46,7 @@ def deployments_for(settings: Settings, *, scheduled: bool = True) -> list[Any]:
             ),
             recalculate_leverage.to_deployment(
                 name=account,
+                paused=paused,
                 parameters={"account": account, "dry_run": plans.leverage_dry_run},
                 tags=tags,
                 description=f"Volatility-targeted leverage plan for {account}",

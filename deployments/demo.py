@@ -48,6 +48,9 @@ class DemoOptions:
     port: int = 4200
     sim_port: int = 8765
     cycle_seconds: int = 30
+    # With --once: keep the server up this long after playing (until state/release exists),
+    # having written state/ready with the UI's address: for a look, or a browser test.
+    hold_seconds: float = 0
 
 
 def _settings_file(
@@ -226,7 +229,9 @@ def run_demo(options: DemoOptions) -> int:
         env["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"
         command = [sys.executable, "-m", "deployments.serve"]
         if options.once:
-            command.append("--no-schedules")
+            # The schedules are registered (the UI shows them) but paused: the demo plays
+            # the scenario's cycles itself, in simulated time.
+            command.append("--paused")
         with (state / "serve.log").open("ab") as log:
             serving = subprocess.Popen(
                 command,
@@ -249,6 +254,8 @@ def run_demo(options: DemoOptions) -> int:
             else:
                 _live(exchange, bot, receiver, settings.resolved_registry_url, say)
             summary = _summary(settings.resolved_registry_url, receiver, server.ui_url)
+            if options.once and options.hold_seconds > 0:
+                _hold(state, server.ui_url, options.hold_seconds, say)
         finally:
             serving.send_signal(signal.SIGTERM)
             try:
@@ -260,6 +267,17 @@ def run_demo(options: DemoOptions) -> int:
     else:
         _print_text(summary)
     return 0
+
+
+def _hold(state: Path, ui: str, seconds: float, say: Any) -> None:
+    release = state / "release"
+    release.unlink(missing_ok=True)
+    (state / "ready").write_text(ui)
+    say(f"holding the Prefect UI at {ui} for {seconds:.0f} s (or until {release} exists)")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not release.exists():
+        time.sleep(0.5)
+    (state / "ready").unlink(missing_ok=True)
 
 
 def _play(exchange: SimExchange, bot: Bot, options: DemoOptions, say: Any) -> None:

@@ -15,7 +15,7 @@ from posguard.errors import PosguardError
 from posguard.settings import load_settings
 
 
-def main(scheduled: bool = True) -> int:
+def main(scheduled: bool = True, paused: bool = False) -> int:
     try:
         settings = load_settings()
     except PosguardError as exc:
@@ -28,9 +28,13 @@ def main(scheduled: bool = True) -> int:
         return 2
     ensure_alerting(settings.alerts)
     # Without pause_on_shutdown=False a restart would leave every schedule paused.
-    serve(*deployments_for(settings, scheduled=scheduled), pause_on_shutdown=False, limit=8)
+    serve(
+        *deployments_for(settings, scheduled=scheduled, paused=paused),
+        pause_on_shutdown=False,
+        limit=8,
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(scheduled="--no-schedules" not in sys.argv))
+    sys.exit(main(scheduled="--no-schedules" not in sys.argv, paused="--paused" in sys.argv))

@@ -56,6 +56,12 @@ class PrefectServer:
     def api_url(self) -> str:
         return f"{self.ui_url}/api"
 
+    def _server_env(self) -> dict[str, str]:
+        env = prefect_env(self.home)
+        # The UI calls the API at this address; it defaults to port 4200 whatever --port is.
+        env["PREFECT_SERVER_UI_API_URL"] = self.api_url
+        return env
+
     def start(self, timeout: float = 180) -> PrefectServer:
         if not port_free(self.port):
             raise ConfigError(
@@ -76,7 +82,7 @@ class PrefectServer:
                     "--port",
                     str(self.port),
                 ],
-                env=prefect_env(self.home),
+                env=self._server_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -1,16 +1,30 @@
-"""`posguard demo --once --json`: the README's main command, end to end, as a user runs it."""
+"""`posguard demo --once`: the README's main command, end to end, as a user runs it; and the
+Prefect UI it leaves, looked at in a real browser (Debian's Chromium, driven by Playwright)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -19,10 +33,34 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def browse(ui: str, screenshots: Path) -> dict[str, str]:
+    """What the UI shows on the deployments page and on the drift artifact's page."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, str] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            page.goto(f"{ui}/deployments")
+            page.get_by_text("Every 30 seconds").first.wait_for(timeout=60_000)
+            seen["deployments"] = page.inner_text("body")
+            page.screenshot(path=str(screenshots / "deployments.png"))
+            page.goto(f"{ui}/artifacts/key/drift-main")
+            page.get_by_text("Drift events of main").first.wait_for(timeout=60_000)
+            seen["artifact"] = page.inner_text("body")
+            page.screenshot(path=str(screenshots / "drift-artifact.png"))
+        finally:
+            browser.close()
+    return seen
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_demo_once_prints_the_incident_findings(tmp_path: Path) -> None:
-    result = subprocess.run(
+def test_demo_once_prints_the_incident_findings_and_the_ui_shows_them(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    hold = 300 if CHROMIUM else 0
+    demo = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -31,20 +69,37 @@ def test_demo_once_prints_the_incident_findings(tmp_path: Path) -> None:
             "--once",
             "--json",
             "--state-dir",
-            str(tmp_path / "state"),
+            str(state),
             "--port",
             str(free_port()),
             "--sim-port",
             str(free_port()),
+            "--hold",
+            str(hold),
         ],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=880,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout)
+    seen: dict[str, str] = {}
+    try:
+        if CHROMIUM:
+            ready = state / "ready"
+            deadline = time.monotonic() + 800
+            while not ready.exists() and demo.poll() is None and time.monotonic() < deadline:
+                time.sleep(1)
+            assert ready.exists(), "the demo never got ready"
+            try:
+                seen = browse(ready.read_text(), tmp_path)
+            finally:
+                (state / "release").write_text("done")
+        stdout, stderr = demo.communicate(timeout=300)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout)
     failed = {
         (r["expectation"], f["instId"])
         for r in summary["expectations"]["results"]
@@ -63,4 +118,16 @@ def test_demo_once_prints_the_incident_findings(tmp_path: Path) -> None:
     assert "DOGE-USDT-SWAP" in subjects
     assert "BTC-USDT-SWAP" in subjects
     assert summary["ui"].startswith("http://127.0.0.1:")
-    assert "sim-main-secret" not in result.stdout  # the simulator's secret stays in settings
+    assert "sim-main-secret" not in stdout  # the simulator's secret stays in settings
+    if not CHROMIUM:
+        pytest.skip(
+            "Chromium is not installed: the Prefect UI was not looked at "
+            "(.ci/run installs Debian's chromium)"
+        )
+    # The three scheduled deployments of account "main": reconcile, leverage, instruments.
+    for schedule in ("Every 30 seconds", "Every 5 minutes", "Hourly"):
+        assert schedule in seen["deployments"]
+    assert "account:main" in seen["deployments"]
+    assert "drift-main" in seen["artifact"]
+    assert (tmp_path / "deployments.png").stat().st_size > 10_000
+    assert (tmp_path / "drift-artifact.png").stat().st_size > 10_000

@@ -10,19 +10,33 @@ from posguard.settings import load_settings
 from tests.conftest import ROOT
 
 LIBRARY = [
-    "posguard.okx", "posguard.frames", "posguard.notional", "posguard.drift",
-    "posguard.leverage", "posguard.registry", "posguard.sim", "posguard.snapshot",
-    "posguard.reconcile", "posguard.replay", "posguard.recalculate", "posguard.adjust",
-    "posguard.contract", "posguard.settings", "posguard.cli",
+    "posguard.okx",
+    "posguard.frames",
+    "posguard.notional",
+    "posguard.drift",
+    "posguard.leverage",
+    "posguard.registry",
+    "posguard.sim",
+    "posguard.snapshot",
+    "posguard.reconcile",
+    "posguard.replay",
+    "posguard.recalculate",
+    "posguard.adjust",
+    "posguard.contract",
+    "posguard.settings",
+    "posguard.cli",
 ]
 
 
 def test_the_library_imports_neither_prefect_nor_great_expectations() -> None:
-    code = (f"import sys; import {', '.join(LIBRARY)}; "
-            "bad = [m for m in ('prefect', 'great_expectations') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, check=False)
+    code = (
+        f"import sys; import {', '.join(LIBRARY)}; "
+        "bad = [m for m in ('prefect', 'great_expectations') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -33,8 +47,11 @@ def test_deployment_entrypoints_load_with_their_names_and_parameters() -> None:
     assert reconcile_positions.name == "reconcile-positions"
     assert recalculate_leverage.name == "recalculate-leverage"
     assert guard_account.name == "guard-account"
-    assert set(reconcile_positions.parameters.properties) == {"account", "policy",
-                                                              "run_expectations"}
+    assert set(reconcile_positions.parameters.properties) == {
+        "account",
+        "policy",
+        "run_expectations",
+    }
     assert set(recalculate_leverage.parameters.properties) == {"account", "dry_run"}
     assert set(guard_account.parameters.properties) == {"account", "policy", "dry_run"}
 

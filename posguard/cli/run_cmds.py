@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
         state_dir: Annotated[
             Path, typer.Option(help="Where the demo keeps Prefect's database and the registry.")
         ] = Path(".posguard/demo"),
+        hold: Annotated[
+            float,
+            typer.Option(help="With --once: keep the UI up this many seconds after playing."),
+        ] = 0,
     ) -> None:
         """The incident of 2025-12-20, live: a local Prefect server, the OKX simulator,
         scheduled flows and alerts. Open the printed UI address; Ctrl-C stops."""
@@ -40,7 +44,12 @@ def register(app: typer.Typer) -> None:
         from deployments.demo import DemoOptions, run_demo
 
         options = DemoOptions(
-            once=once, as_json=as_json, state_dir=state, port=port, sim_port=sim_port
+            once=once,
+            as_json=as_json,
+            state_dir=state,
+            port=port,
+            sim_port=sim_port,
+            hold_seconds=hold,
         )
         try:
             code = run_demo(options)
