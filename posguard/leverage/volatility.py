@@ -15,21 +15,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from posguard.okx.endpoints import BAR_MS
+
 Method = Literal["realized", "atr"]
 
-BAR_MS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1H": 3_600_000,
-    "2H": 7_200_000,
-    "4H": 14_400_000,
-    "6Hutc": 21_600_000,
-    "12Hutc": 43_200_000,
-    "1Dutc": 86_400_000,
-}
 DAY_MS = 86_400_000
 
 

@@ -107,15 +107,7 @@ def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[An
     if code != "0" or http_status >= 400:
         # Write endpoints put the real reason per item (code "1"/"2" with sCode/sMsg).
         if isinstance(data, list):
-            for item in data:
-                if isinstance(item, dict) and item.get("sCode") not in (None, "", "0"):
-                    raise error_for(
-                        ctx,
-                        http_status=http_status,
-                        code=_as_code(item.get("sCode")),
-                        okx_msg=str(item.get("sMsg") or ""),
-                        inst_id=item.get("instId") or None,
-                    )
+            _raise_item_errors(data, ctx, http_status)
         raise error_for(ctx, http_status=http_status, code=code, okx_msg=okx_msg)
     if data is None:
         data = []
@@ -130,6 +122,11 @@ def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[An
             code=code,
         )
     # A code-0 answer of a write endpoint can still refuse single items.
+    _raise_item_errors(data, ctx, http_status)
+    return data
+
+
+def _raise_item_errors(data: list[Any], ctx: CallContext, http_status: int) -> None:
     for item in data:
         if isinstance(item, dict) and item.get("sCode") not in (None, "", "0"):
             raise error_for(
@@ -139,7 +136,6 @@ def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[An
                 okx_msg=str(item.get("sMsg") or ""),
                 inst_id=item.get("instId") or None,
             )
-    return data
 
 
 def decode(raw: bytes, ctx: CallContext, *, http_status: int) -> list[Any]:

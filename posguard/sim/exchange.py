@@ -11,10 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from posguard.okx import endpoints as ep
+from posguard.okx.endpoints import BAR_MS
 from posguard.sim import book
 from posguard.sim.book import Account, Position, SimRefusal
 from posguard.sim.market import (
-    BAR_MS,
     Instrument,
     candle_rows,
     default_price,

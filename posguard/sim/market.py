@@ -15,21 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from posguard.okx.endpoints import BAR_MS
 from posguard.sim.numbers import dec, okx_str, round_to
-
-BAR_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1H": 3_600_000,
-    "2H": 7_200_000,
-    "4H": 14_400_000,
-    "6Hutc": 21_600_000,
-    "12Hutc": 43_200_000,
-    "1Dutc": 86_400_000,
-}
 
 # Reference prices (USD) for instruments a scenario does not price.
 DEFAULT_PRICES: dict[str, str] = {
