@@ -47,6 +47,8 @@ class PrefectServer:
         self.port = port
         self.log = log or home / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
+        # Server settings beyond the defaults (team mode: PostgreSQL, Redis).
+        self.extra_env: dict[str, str] = {}
 
     @property
     def ui_url(self) -> str:
@@ -60,6 +62,7 @@ class PrefectServer:
         env = prefect_env(self.home)
         # The UI calls the API at this address; it defaults to port 4200 whatever --port is.
         env["PREFECT_SERVER_UI_API_URL"] = self.api_url
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 180) -> PrefectServer:

@@ -17,13 +17,14 @@ def guard_account(
     account: str = "main",
     policy: Literal["report", "heal"] = "report",
     dry_run: bool = True,
+    run_expectations: bool = True,
 ) -> Any:
     """Run the three flows for one account (each a subflow with its own state in the UI)."""
     return {
         "instruments": sync_instruments(account, return_state=True).result(raise_on_failure=False),
-        "reconcile": reconcile_positions(account, policy, return_state=True).result(
-            raise_on_failure=False
-        ),
+        "reconcile": reconcile_positions(
+            account, policy, run_expectations, return_state=True
+        ).result(raise_on_failure=False),
         "leverage": recalculate_leverage(account, dry_run, return_state=True).result(
             raise_on_failure=False
         ),

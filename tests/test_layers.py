@@ -53,7 +53,12 @@ def test_deployment_entrypoints_load_with_their_names_and_parameters() -> None:
         "run_expectations",
     }
     assert set(recalculate_leverage.parameters.properties) == {"account", "dry_run"}
-    assert set(guard_account.parameters.properties) == {"account", "policy", "dry_run"}
+    assert set(guard_account.parameters.properties) == {
+        "account",
+        "policy",
+        "dry_run",
+        "run_expectations",
+    }
 
 
 def test_prefect_yaml_entrypoints_exist() -> None:

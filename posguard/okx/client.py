@@ -40,6 +40,12 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Clock offsets measured per host, shared by the clients of a process: public/time allows
+# 10 requests per 2 s per IP, which a run opening a client per task would exhaust.
+_OFFSETS: dict[str, tuple[int, float]] = {}
+OFFSET_TTL_SECONDS = 300.0
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -76,6 +82,15 @@ class OkxClient:
         self._wall_clock_ms = wall_clock_ms
         self._offset_ms = 0
         self._clock_synced = not auto_sync_clock
+        # Only offsets measured against this machine's own clock are shared.
+        self._shares_offset = wall_clock_ms is _wall_clock_ms
+        cached = _OFFSETS.get(self.base_url) if self._shares_offset else None
+        if (
+            auto_sync_clock
+            and cached is not None
+            and time.monotonic() - cached[1] < (OFFSET_TTL_SECONDS)
+        ):
+            self._offset_ms, self._clock_synced = cached[0], True
         self._ip_scope = urlsplit(self.base_url).netloc or self.base_url
         headers = {"Accept": "application/json", "User-Agent": "posguard/0.1"}
         if account is not None and account.demo:
@@ -137,6 +152,8 @@ class OkxClient:
         server_ms = int(str(data[0]["ts"]))
         self._offset_ms = server_ms - (sent + received) // 2
         self._clock_synced = True
+        if self._shares_offset:
+            _OFFSETS[self.base_url] = (self._offset_ms, time.monotonic())
         logger.debug("clock offset to OKX: %s ms", self._offset_ms)
         return self._offset_ms
 

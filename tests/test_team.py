@@ -1,0 +1,130 @@
+"""Team mode end to end: Prefect on PostgreSQL with Redis messaging, two process workers,
+the guard flow fanned out over 20 simulator accounts; every account's events land once."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.team import Team, TeamOptions, deploy_to_pool
+from posguard.registry import Registry
+from posguard.settings import load_settings
+from posguard.sim import SimExchange, SimServer
+from tests.sim.conftest import scenario
+
+ACCOUNTS = [f"acct{n:02d}" for n in range(20)]
+ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def databases() -> Iterator[tuple[str, str]]:
+    suffix = uuid.uuid4().hex[:10]
+    names = (f"posguard_prefect_{suffix}", f"posguard_registry_{suffix}")
+    try:
+        with psycopg.connect(ADMIN, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'CREATE DATABASE "{names[1]}"')
+    except psycopg.OperationalError:
+        pytest.fail("team mode needs the local PostgreSQL at 127.0.0.1:5432")
+    try:
+        yield names
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
+    tmp_path: Path, databases: tuple[str, str]
+) -> None:
+    prefect_db, registry_db = databases
+    accounts = [
+        {"name": a, "api_key": f"{a}-key", "secret_key": f"{a}-secret", "passphrase": f"{a}-pass"}
+        for a in ACCOUNTS
+    ]
+    steps = []
+    for account in ACCOUNTS:  # each account's XRP position is closed on the exchange
+        steps += [
+            {
+                "at": "+0s",
+                "action": "open",
+                "account": account,
+                "instId": "XRP-USDT-SWAP",
+                "sz": "10",
+                "px": "1.93",
+            },
+            {"at": "+1s", "action": "close", "account": account, "instId": "XRP-USDT-SWAP"},
+        ]
+    exchange = SimExchange(scenario(name="team", accounts=accounts, steps=steps))
+    exchange.advance(seconds=10)
+    registry_url = f"postgresql+psycopg://127.0.0.1:5432/{registry_db}"
+    with SimServer(exchange) as sim:
+        lines = [f'state_dir = "{tmp_path}"', f'registry_url = "{registry_url}"', ""]
+        for spec in accounts:
+            lines += [
+                f"[accounts.{spec['name']}]",
+                f'api_key = "{spec["api_key"]}"',
+                f'secret_key = "{spec["secret_key"]}"',
+                f'passphrase = "{spec["passphrase"]}"',
+                "demo = true",
+                f'base_url = "{sim.base_url}"',
+                "",
+            ]
+        config = tmp_path / "posguard.toml"
+        config.write_text("\n".join(lines))
+        settings = load_settings(config)
+        with Registry(registry_url) as registry:
+            for account in ACCOUNTS:  # the bot still believes in its position
+                registry.write(account, "XRP-USDT-SWAP", pos="10", at_ms=exchange.start_ms - 60_000)
+        options = TeamOptions(
+            database=prefect_db, workers=2, port=free_port(), state_dir=tmp_path, config=config
+        )
+        began = time.monotonic()
+        with Team(options) as team, temporary_settings({PREFECT_API_URL: team.server.api_url}):
+            up = time.monotonic()
+            deploy_to_pool(settings)
+            # Validation is tested elsewhere; without it no run pays GX's import.
+            fan_out = run_deployment(
+                name="guard-accounts/all", timeout=800, parameters={"run_expectations": False}
+            )
+            ran = time.monotonic()
+            assert fan_out.state is not None
+            assert fan_out.state.is_completed(), fan_out.state
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(),
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=ACCOUNTS)),
+                    limit=100,
+                )
+    print(
+        f"team up {up - began:.1f} s, 20 accounts {ran - up:.1f} s, "
+        f"down {time.monotonic() - ran:.1f} s"
+    )
+    guard_runs = [r for r in runs if r.state and r.state.is_final()]
+    assert len(guard_runs) == 20
+    assert all(r.state.is_completed() for r in guard_runs)
+    with Registry(registry_url) as registry:
+        events = registry.events()
+    per_account: dict[str, list[tuple[str, str]]] = {}
+    for event in events:
+        per_account.setdefault(event["account"], []).append((event["status"], event["cause"]))
+    assert sorted(per_account) == ACCOUNTS
+    for account in ACCOUNTS:
+        assert per_account[account] == [("confirmed", "closed")], account
