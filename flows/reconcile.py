@@ -49,9 +49,7 @@ def reconcile_positions(
                 account, report, already_alerted=previous_failures(account)
             )
             expectations = report.to_json()
-        outcome = reconcile_account(
-            account, state, instruments, policy, run_id=str(flow_run.id) if flow_run.id else None
-        )
+        outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
         alerts = publish_drift(account, outcome.events)
         held_until = time.time()
     summary = {

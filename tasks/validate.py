@@ -27,16 +27,14 @@ def validate_positions(
     positions: pd.DataFrame, instruments: pd.DataFrame, pos_mode: str | None
 ) -> ValidationReport:
     runner = _runner()
+    contract = positions_frame(positions, instruments)
     report = runner.validate(
-        positions_frame(positions, instruments),
-        None,
-        pos_mode=pos_mode,
-        tolerance=settings().notional_tolerance,
+        contract, None, pos_mode=pos_mode, tolerance=settings().notional_tolerance
     )
     if not report.success:
         # Data Docs cost a second run: build them only when there is something to read.
         report = runner.validate(
-            positions_frame(positions, instruments),
+            contract,
             None,
             pos_mode=pos_mode,
             tolerance=settings().notional_tolerance,
