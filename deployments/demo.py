@@ -204,7 +204,14 @@ def _print_text(summary: dict[str, Any]) -> None:
         out(f"  {alert.get('subject', alert)}\n")
 
 
+def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
+    # The server, the simulator and `serve` are children in their own sessions: turn a
+    # SIGTERM into the same clean stop as Ctrl-C so that none of them is left running.
+    raise KeyboardInterrupt
+
+
 def run_demo(options: DemoOptions) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     state = options.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     for stale in ("registry.db", "registry.db-wal", "registry.db-shm"):

@@ -97,7 +97,11 @@ def test_demo_once_prints_the_incident_findings_and_the_ui_shows_them(tmp_path: 
         stdout, stderr = demo.communicate(timeout=300)
     finally:
         if demo.poll() is None:
-            demo.kill()
+            demo.terminate()  # a clean stop: the demo stops its server and workers
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
     assert demo.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout)
     failed = {

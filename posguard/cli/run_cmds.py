@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
         except PosguardError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("stopped", err=True)
+            raise typer.Exit(130) from None
         raise typer.Exit(code)
 
     @app.command("serve")
