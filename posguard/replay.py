@@ -46,14 +46,12 @@ class Timeline:
 def _instant(value: Any, where: str) -> int:
     if not isinstance(value, str):
         raise TimelineError(f"{where}: 'at' must be an ISO-8601 UTC string, got {value!r}")
+    if value.startswith("+"):
+        raise TimelineError(f"{where}: 'at' must be absolute ISO-8601 UTC (got {value!r})")
     try:
-        return parse_instant(value, 0) if not value.startswith("+") else _relative(value, where)
+        return parse_instant(value, 0)
     except ValueError as exc:
         raise TimelineError(f"{where}: {exc}") from None
-
-
-def _relative(value: str, where: str) -> int:
-    raise TimelineError(f"{where}: 'at' must be absolute ISO-8601 UTC (got {value!r})")
 
 
 def parse_settings(raw: Any, source: str) -> DriftSettings:

@@ -56,6 +56,27 @@ def _decimal_text(value: object, field: str) -> str | None:
     return format(number.normalize(), "f") if number != 0 else "0"
 
 
+def _row_values(
+    pos: object,
+    avg_px: object,
+    lever: object,
+    pos_id: str | None,
+    c_time: int | None,
+    at_ms: int | None,
+    by: str,
+) -> dict[str, Any]:
+    """One position row's stored values: decimals as exact text, the write's time and author."""
+    return {
+        "pos": _decimal_text(pos, "pos") or "0",
+        "avg_px": _decimal_text(avg_px, "avgPx"),
+        "lever": _decimal_text(lever, "lever"),
+        "pos_id": pos_id,
+        "c_time": c_time,
+        "updated_at_ms": at_ms if at_ms is not None else now_ms(),
+        "updated_by": by,
+    }
+
+
 class Registry:
     """One registry database. Cheap to keep open; thread-safe (SQLAlchemy pools)."""
 
@@ -140,15 +161,7 @@ class Registry:
         `pos` "0" records a close. Fields left None keep their stored value.
         """
         key = (account, inst_id, pos_side, mgn_mode)
-        values = {
-            "pos": _decimal_text(pos, "pos") or "0",
-            "avg_px": _decimal_text(avg_px, "avgPx"),
-            "lever": _decimal_text(lever, "lever"),
-            "pos_id": pos_id,
-            "c_time": c_time,
-            "updated_at_ms": at_ms if at_ms is not None else now_ms(),
-            "updated_by": by,
-        }
+        values = _row_values(pos, avg_px, lever, pos_id, c_time, at_ms, by)
         for _ in range(20):
             current = self.row(account, (inst_id, pos_side, mgn_mode))
             if current is None:
@@ -238,15 +251,7 @@ class Registry:
     ) -> bool:
         """Write only if the row is still at `expected_version` (None: still absent)."""
         inst_id, pos_side, mgn_mode = key
-        values: dict[str, Any] = {
-            "pos": _decimal_text(pos, "pos") or "0",
-            "avg_px": _decimal_text(avg_px, "avgPx"),
-            "lever": _decimal_text(lever, "lever"),
-            "pos_id": pos_id,
-            "c_time": c_time,
-            "updated_at_ms": at_ms if at_ms is not None else now_ms(),
-            "updated_by": by,
-        }
+        values = _row_values(pos, avg_px, lever, pos_id, c_time, at_ms, by)
         full_key = (account, inst_id, pos_side, mgn_mode)
         if expected_version is None:
             return self._insert_row(full_key, values)
