@@ -21,7 +21,7 @@ from great_expectations.validator.v1_validator import Validator
 from expectations.instruments import instruments_suite
 from expectations.positions import positions_suite
 from expectations.report import FailingRow, RuleResult, ValidationReport
-from expectations.rules import INSTRUMENT_RULES, POSITION_RULES, Rule, fmt
+from expectations.rules import INSTRUMENT_RULES, POSITION_RULES, Rule, explain_rows, fmt
 
 logger = logging.getLogger("posguard.expectations")
 
@@ -118,7 +118,7 @@ class ExpectationsRunner:
             for name, frame, rules, index in suites:
                 needed = [c for c in dict.fromkeys([*index, *self._columns[name]])]
                 gx_results = self._run(name, frame[needed], parameters, index, build_docs)
-                results += _by_rule(name, gx_results, frame.set_index("row", drop=False), rules)
+                results += _by_rule(name, gx_results, frame, rules)
         docs = None
         if build_docs and self.docs_dir is not None:
             docs = (self.docs_dir / "index.html").resolve().as_uri()
@@ -184,7 +184,8 @@ def _by_rule(
     grouped: dict[str, RuleResult] = {
         name: RuleResult(expectation=name, suite=suite, success=True) for name in rules
     }
-    seen: dict[str, set[int]] = {name: set() for name in rules}
+    # Row numbers per failed rule, in GX's order; one rule may span several expectations.
+    failing: dict[str, dict[int, None]] = {}
     for result in gx_results:
         config = result.expectation_config
         rule_name = (config.meta or {}).get("rule", config.type)
@@ -201,7 +202,6 @@ def _by_rule(
                 FailingRow("", "", "", f"the expectation could not be evaluated: {message}")
             )
             continue
-        rule = rules.get(rule_name)
         unexpected = (result.result or {}).get("unexpected_index_list") or []
         if not unexpected:
             # A failure must never be silent: say what GX observed when it names no row.
@@ -209,27 +209,12 @@ def _by_rule(
             outcome.failing.append(
                 FailingRow("", "", "", f"failed without naming rows (observed: {observed})")
             )
+        rows = failing.setdefault(rule_name, {})
         for item in unexpected:
-            row_number = int(item.get("row", -1))
-            if row_number in seen.setdefault(rule_name, set()):
-                continue
-            seen[rule_name].add(row_number)
-            row = frame.loc[row_number].to_dict() if row_number in frame.index else item
-            detail = rule.explain(row) if rule else fmt(item)
-            outcome.failing.append(
-                FailingRow(
-                    fmt(row.get("instId")),
-                    _text(row.get("posSide")),
-                    _text(row.get("mgnMode")),
-                    detail,
-                )
-            )
+            rows.setdefault(int(item.get("row", -1)), None)
+    for rule_name, rows in failing.items():
+        grouped[rule_name].failing += explain_rows(frame, list(rows), rules.get(rule_name))
     return list(grouped.values())
-
-
-def _text(value: object) -> str:
-    text = fmt(value)
-    return "" if text == "N/A" else text
 
 
 _shared: dict[Path | None, ExpectationsRunner] = {}
