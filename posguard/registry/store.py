@@ -175,6 +175,69 @@ class Registry:
             f"registry: could not record {inst_id} for {account} after 20 concurrent retries"
         )
 
+    def write_many(self, rows: Iterable[dict[str, Any]]) -> int:
+        """`write` for many rows at once (an import, a fresh registry): rows whose key is new
+        go in one batched insert; the others, and any key another writer inserted meanwhile,
+        take the row-by-row path. Each dict holds `write`'s arguments; returns the count."""
+        prepared: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (
+                str(row["account"]),
+                str(row["inst_id"]),
+                str(row.get("pos_side") or "net"),
+                str(row.get("mgn_mode") or "cross"),
+            )
+            prepared[key] = {
+                "account": key[0],
+                "inst_id": key[1],
+                "pos_side": key[2],
+                "mgn_mode": key[3],
+                "version": 1,
+                **_row_values(
+                    row["pos"],
+                    row.get("avg_px"),
+                    row.get("lever"),
+                    row.get("pos_id"),
+                    row.get("c_time"),
+                    row.get("at_ms"),
+                    str(row.get("by") or "bot"),
+                ),
+            }
+        existing = {
+            (r["account"], r["inst_id"], r["pos_side"], r["mgn_mode"])
+            for account in {k[0] for k in prepared}
+            for r in self.rows(account)
+        }
+        fresh = [values for key, values in prepared.items() if key not in existing]
+        t = S.positions.c
+        inserted: set[tuple[str, str, str, str]] = set()
+        if fresh:
+            statement = (
+                self._insert(S.positions)
+                .on_conflict_do_nothing()
+                .returning(t.account, t.inst_id, t.pos_side, t.mgn_mode)
+            )
+            with self._tx("insert positions") as connection:
+                for found in connection.execute(statement, fresh):
+                    inserted.add((found[0], found[1], found[2], found[3]))
+        for key, values in prepared.items():
+            if key in inserted:
+                continue
+            self.write(
+                key[0],
+                key[1],
+                pos_side=key[2],
+                mgn_mode=key[3],
+                pos=values["pos"],
+                avg_px=values["avg_px"],
+                lever=values["lever"],
+                pos_id=values["pos_id"],
+                c_time=values["c_time"],
+                at_ms=values["updated_at_ms"],
+                by=values["updated_by"],
+            )
+        return len(prepared)
+
     def record_open(self, account: str, inst_id: str, **fields: Any) -> int:
         return self.write(account, inst_id, **fields)
 

@@ -80,7 +80,9 @@ def import_rows(
     source: str,
     account: str | None = None,
 ) -> int:
-    """Record each row as a bot write; returns how many were written."""
+    """Record each row as a bot write (checked first, written in one batch); returns how
+    many were written. A bad row stops the import before anything is written."""
+    writes: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         where = f"{source}: row {index + 1}"
         name = row.get("account") or account
@@ -90,15 +92,29 @@ def import_rows(
             if row.get(field) in (None, ""):
                 raise DataError(f"{where}: {field!r} is required", field=field)
         c_time = row.get("cTime")
-        registry.write(
-            str(name),
-            str(row["instId"]),
-            pos_side=str(row.get("posSide") or "net"),
-            mgn_mode=str(row.get("mgnMode") or "cross"),
-            pos=row["pos"],
-            avg_px=row.get("avgPx") or None,
-            lever=row.get("lever") or None,
-            pos_id=row.get("posId") or None,
-            c_time=int(c_time) if c_time not in (None, "") else None,
+        writes.append(
+            {
+                "account": str(name),
+                "inst_id": str(row["instId"]),
+                "pos_side": str(row.get("posSide") or "net"),
+                "mgn_mode": str(row.get("mgnMode") or "cross"),
+                "pos": row["pos"],
+                "avg_px": row.get("avgPx") or None,
+                "lever": row.get("lever") or None,
+                "pos_id": row.get("posId") or None,
+                "c_time": _c_time(c_time, where),
+            }
         )
+    registry.write_many(writes)
     return len(rows)
+
+
+def _c_time(value: object, where: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise DataError(
+            f"{where}: cTime {value!r} is not a millisecond timestamp", field="cTime"
+        ) from None

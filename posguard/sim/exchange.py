@@ -19,6 +19,8 @@ from posguard.sim.market import (
     candle_rows,
     default_price,
     load_instruments,
+    synthetic_id,
+    synthetic_instruments,
     tier_record,
 )
 from posguard.sim.numbers import dec, round_to
@@ -80,6 +82,7 @@ class SimExchange:
             self.sim_now_ms = self.start_ms
             self.prices: dict[str, Decimal] = {k: dec(v) for k, v in scenario.prices.items()}
             self.instruments: dict[str, Instrument] = load_instruments(self.prices)
+            self.instruments.update(synthetic_instruments(scenario.load.instruments))
             for inst_id in self.instruments:
                 self.prices.setdefault(inst_id, default_price(inst_id))
             defined = scenario.accounts or ([] if self.extra_accounts else [DEMO_ACCOUNT])
@@ -96,6 +99,7 @@ class SimExchange:
                     uid=str(100_000_000_000_000_000 + number),
                 )
             self.by_key = {a.api_key: a for a in self.accounts.values()}
+            self._open_load(scenario)
             for setting in scenario.leverage:
                 account = self.accounts[setting.account or self.default_account]
                 key = book.lever_key(account, setting.inst_id, setting.mgn_mode, setting.pos_side)
@@ -112,6 +116,12 @@ class SimExchange:
             self.applied: list[dict[str, Any]] = []
             self.registry_writes: list[dict[str, Any]] = []
             self.snapshots: dict[str, list[Snapshot]] = {name: [] for name in self.accounts}
+            if scenario.load.positions:
+                # The "stale" fault serves snapshots: the loaded book is the first one.
+                for account in self.accounts.values():
+                    self.snapshots[account.name].append(
+                        Snapshot(self.start_ms, copy.deepcopy(account.positions))
+                    )
             self.faults = [
                 ArmedFault(
                     f,
@@ -122,6 +132,25 @@ class SimExchange:
                 for f in scenario.faults
             ]
             self._apply_due()
+
+    def _open_load(self, scenario: Scenario) -> None:
+        """Each account's synthetic positions: longs and shorts, cross and isolated, sizes
+        varied so the snapshot is not one repeated row."""
+        for account in self.accounts.values():
+            for number in range(1, scenario.load.positions + 1):
+                inst = self.instruments[synthetic_id(number)]
+                side = "sell" if number % 2 == 0 else "buy"
+                hedged = {"buy": "long", "sell": "short"}[side]
+                book.open_or_add(
+                    account,
+                    inst,
+                    mgn_mode="isolated" if number % 3 == 0 else "cross",
+                    pos_side="net" if account.pos_mode == "net_mode" else hedged,
+                    side=side,
+                    size=Decimal(1 + number % 250),
+                    price=self.prices[inst.inst_id],
+                    now_ms=self.start_ms,
+                )
 
     @property
     def default_account(self) -> str:

@@ -131,6 +131,56 @@ def load_instruments(prices: dict[str, Decimal]) -> dict[str, Instrument]:
     return catalog
 
 
+SYNTHETIC_PREFIX = "SYN"
+
+
+def synthetic_id(number: int) -> str:
+    return f"{SYNTHETIC_PREFIX}{number:06d}-USDT-SWAP"
+
+
+def synthetic_instruments(count: int) -> dict[str, Instrument]:
+    """`count` made-up linear USDT swaps (SYN000001-USDT-SWAP, ...) for load tests: the shape
+    of XRP-USDT-SWAP with ctVal 10 and whole-contract lots, priced 1 USD by default."""
+    catalog: dict[str, Instrument] = {}
+    for number in range(1, count + 1):
+        inst_id = synthetic_id(number)
+        base = inst_id.split("-")[0]
+        record = {
+            **SYNTHETIC_TEMPLATE,
+            "ctValCcy": base,
+            "instFamily": f"{base}-USDT",
+            "instId": inst_id,
+            "uly": f"{base}-USDT",
+        }
+        catalog[inst_id] = Instrument(record=record, tiers=_tiers(record, Decimal(1)))
+    return catalog
+
+
+SYNTHETIC_TEMPLATE: dict[str, str] = {
+    "alias": "",
+    "baseCcy": "",
+    "category": "1",
+    "ctMult": "1",
+    "ctType": "linear",
+    "ctVal": "10",
+    "expTime": "",
+    "instType": "SWAP",
+    "lever": "50",
+    "listTime": "1611916828000",
+    "lotSz": "1",
+    "maxLmtSz": "100000000",
+    "maxMktSz": "1000000",
+    "minSz": "1",
+    "optType": "",
+    "quoteCcy": "",
+    "ruleType": "normal",
+    "settleCcy": "USDT",
+    "state": "live",
+    "stk": "",
+    "tickSz": "0.0001",
+}
+
+
 def default_price(inst_id: str) -> Decimal:
     return dec(DEFAULT_PRICES.get(inst_id.split("-")[0], "1"))
 

@@ -9,6 +9,8 @@ accounts:                           # default: one account "demo" (see posguard 
   - {name: main, api_key: ..., secret_key: ..., passphrase: ..., demo: true,
      pos_mode: net_mode, acct_lv: 2}
 prices: {XRP-USDT-SWAP: "1.93"}     # mark prices; others get a default
+load: {instruments: 1000, positions: 50}  # load tests: synthetic SYN000001-USDT-SWAP ...
+                                    # swaps, and each account opens `positions` of them
 candle_history: {SUSHI-USDT-SWAP: 3}  # bars that exist (default 3000)
 leverage:                           # leverage settings before the first step
   - {account: main, instId: XRP-USDT-SWAP, mgnMode: cross, lever: "5"}
@@ -177,6 +179,16 @@ class LeverageSetting(BaseModel):
         return _decimal_text(value)
 
 
+class Load(BaseModel):
+    """Synthetic instruments and positions for load tests and benchmarks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruments: int = Field(default=0, ge=0, le=1_000_000)
+    # Opened at start in every account, one per synthetic instrument (needs as many of them).
+    positions: int = Field(default=0, ge=0, le=1_000_000)
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -189,6 +201,7 @@ class Scenario(BaseModel):
     prices: dict[str, str] = Field(default_factory=dict)
     candle_history: dict[str, int] = Field(default_factory=dict)
     leverage: list[LeverageSetting] = Field(default_factory=list)
+    load: Load = Field(default_factory=Load)
     steps: list[Step] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 
@@ -240,6 +253,12 @@ def validate_scenario(data: Any, source: str, known_instruments: set[str]) -> Sc
     except ValueError as exc:
         raise ScenarioError(f"{source}: field 'start': {exc}") from None
     names = {a.name for a in scenario.accounts} or {"demo"}
+    if scenario.load.positions > scenario.load.instruments:
+        raise ScenarioError(
+            f"{source}: field 'load.positions': {scenario.load.positions} positions per account "
+            f"need as many synthetic instruments (load.instruments is "
+            f"{scenario.load.instruments})"
+        )
     for index, step in enumerate(scenario.steps):
         where = f"{source}: step {index} ({step.action})"
         try:
@@ -252,10 +271,11 @@ def validate_scenario(data: Any, source: str, known_instruments: set[str]) -> Sc
             )
         if step.action != "registry_write" and step.inst_id is None:
             raise ScenarioError(f"{where}, field 'instId': required for {step.action}")
-        if step.inst_id is not None and step.inst_id not in known_instruments:
+        if step.inst_id is not None and not _known(step.inst_id, known_instruments, scenario):
             raise ScenarioError(
                 f"{where}, field 'instId': {step.inst_id!r} is not a simulated instrument "
-                f"(known: {', '.join(sorted(known_instruments))})"
+                f"(known: {', '.join(sorted(known_instruments))}"
+                f"{', SYN000001-USDT-SWAP ...' if scenario.load.instruments else ''})"
             )
         needs = {
             "open": "sz",
@@ -280,9 +300,16 @@ def validate_scenario(data: Any, source: str, known_instruments: set[str]) -> Sc
         if fault.kind in ("lever_empty", "drop_position") and fault.inst_id is None:
             raise ScenarioError(f"{where}, field 'instId': required for {fault.kind}")
     for inst_id in [*scenario.prices, *scenario.candle_history]:
-        if inst_id not in known_instruments:
+        if not _known(inst_id, known_instruments, scenario):
             raise ScenarioError(f"{source}: {inst_id!r} is not a simulated instrument")
     return scenario
+
+
+def _known(inst_id: str, catalog: set[str], scenario: Scenario) -> bool:
+    if inst_id in catalog:
+        return True
+    synthetic = re.fullmatch(r"SYN(\d{6})-USDT-SWAP", inst_id)
+    return synthetic is not None and 1 <= int(synthetic.group(1)) <= scenario.load.instruments
 
 
 def shipped_scenarios() -> list[str]:

@@ -30,6 +30,33 @@ def test_bot_writes_bump_the_version_and_keep_unspecified_fields(registry: Regis
     assert frame["updated_at_ms"].tolist() == [3]
 
 
+def test_write_many_batches_new_keys_and_merges_existing_ones(registry: Registry) -> None:
+    registry.write("main", "XRP-USDT-SWAP", pos="108", avg_px="1.93", lever="5", at_ms=1)
+    rows = [
+        {"account": "main", "inst_id": "XRP-USDT-SWAP", "pos": "100", "at_ms": 2},
+        *(
+            {"account": "main", "inst_id": f"SYN{n:06d}-USDT-SWAP", "pos": str(n), "at_ms": 2}
+            for n in range(1, 501)
+        ),
+        {"account": "other", "inst_id": "BTC-USDT-SWAP", "mgn_mode": "isolated", "pos": "0.10"},
+    ]
+    assert registry.write_many(rows) == 502
+    xrp = registry.row("main", KEY)
+    assert xrp is not None
+    # The existing row took the write path: new version, unspecified fields kept.
+    assert (xrp["pos"], xrp["avg_px"], xrp["lever"], xrp["version"]) == ("100", "1.93", "5", 2)
+    synthetic = registry.row("main", ("SYN000250-USDT-SWAP", "net", "cross"))
+    assert synthetic is not None
+    assert (synthetic["pos"], synthetic["version"], synthetic["updated_by"]) == ("250", 1, "bot")
+    other = registry.row("other", ("BTC-USDT-SWAP", "net", "isolated"))
+    assert other is not None
+    assert other["pos"] == "0.1"
+    assert len(registry.rows("main")) == 501
+    with pytest.raises(RegistryError, match="not a decimal"):
+        registry.write_many([{"account": "main", "inst_id": "ETH-USDT-SWAP", "pos": "ten"}])
+    assert registry.row("main", ("ETH-USDT-SWAP", "net", "cross")) is None
+
+
 def test_decimals_are_exact_text(registry: Registry) -> None:
     registry.write("main", "BTC-USDT-SWAP", pos="0.10000", avg_px="92000.5")
     row = registry.row("main", ("BTC-USDT-SWAP", "net", "cross"))

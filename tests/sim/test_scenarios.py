@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
-from posguard.sim import ScenarioError, SimExchange
+from posguard.contract import positions_frame
+from posguard.frames import parse_instruments, parse_positions
+from posguard.sim import ScenarioError, SimExchange, SimServer
 from posguard.sim.cli_support import load_for_cli, parse_account_option
 from posguard.sim.scenario import parse_instant, shipped_scenarios
-from tests.sim.conftest import scenario, shipped
+from tests.sim.conftest import MAIN, client_for, scenario, shipped
 
 CAUSES = [
     "closed",
@@ -142,3 +145,55 @@ def test_account_option() -> None:
     )
     with pytest.raises(Exception, match="NAME=KEY:SECRET:PASSPHRASE"):
         parse_account_option("desk=k:s")
+
+
+def test_load_opens_synthetic_positions_in_every_account() -> None:
+    hedged = {**MAIN, "name": "hedged", "api_key": "h-key", "pos_mode": "long_short_mode"}
+    server = SimServer(
+        SimExchange(scenario(accounts=[MAIN, hedged], load={"instruments": 40, "positions": 30}))
+    )
+    with server, client_for(server) as client:
+        instruments = parse_instruments(client.instruments("SWAP"))
+        positions = parse_positions(client.positions(inst_type="SWAP"))
+    synthetic = instruments[instruments["instId"].str.startswith("SYN")]
+    assert len(synthetic) == 40
+    assert set(synthetic["ctVal"]) == {10.0}
+    assert len(positions) == 30
+    assert positions["is_open"].all()
+    assert set(positions["mgnMode"]) == {"cross", "isolated"}
+    assert set(positions["side"]) == {"long", "short"}
+    assert set(positions["posSide"]) == {"net"}
+    # Sizes are whole lots and the notional OKX reports matches ctVal x size x mark.
+    assert (positions["size"] % 1 == 0).all()
+    merged = positions_frame(positions, instruments)
+    assert (merged["notional_rel_err"] < 1e-9).all()
+    hedged_book = server.exchange.accounts["hedged"].positions
+    assert {key[2] for key in hedged_book} == {"long", "short"}
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"load": {"instruments": 2, "positions": 3}}, "load.positions': 3 positions"),
+        (
+            {
+                "load": {"instruments": 2},
+                "steps": [{"at": "+0s", "action": "price", "instId": "SYN000003-USDT-SWAP"}],
+            },
+            "'SYN000003-USDT-SWAP' is not a simulated instrument",
+        ),
+        ({"load": {"instruments": -1}}, "load.instruments"),
+    ],
+)
+def test_invalid_loads_are_named(document: dict[str, object], expected: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(expected)):
+        scenario(**document)
+
+
+def test_steps_may_use_synthetic_instruments() -> None:
+    loaded = scenario(
+        load={"instruments": 3},
+        steps=[{"at": "+0s", "action": "price", "instId": "SYN000003-USDT-SWAP", "px": "2"}],
+    )
+    exchange = SimExchange(loaded)
+    assert str(exchange.prices["SYN000003-USDT-SWAP"]) == "2"
