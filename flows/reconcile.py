@@ -59,6 +59,7 @@ def reconcile_positions(
         "drift_events": [e.to_json() for e in outcome.events],
         "alerts": alerts,
         "expectations": expectations,
+        "reconcile_seconds": {k: round(v, 4) for k, v in outcome.timings.items()},
         # When this run held the account's reconcile slot (epoch seconds).
         "held": [held_from, held_until],
     }

@@ -7,6 +7,7 @@ policy, stores the events (each once) and saves the memory with compare-and-set.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -26,6 +27,9 @@ class CycleOutcome:
     memory_saved: bool = True
     heals: int = 0
     notes: list[str] = field(default_factory=list)
+    # Seconds spent reading the registry, in the pure engine, and writing (heals, memory,
+    # events): where a slow cycle's time goes, without a profiler.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def run_cycle(
@@ -42,6 +46,7 @@ def run_cycle(
     run_id: str | None = None,
 ) -> CycleOutcome:
     settings = settings or DriftSettings()
+    clock = time.perf_counter()
     memory, version = registry.load_memory(account)
     cycle = CycleInput(
         account=account,
@@ -55,10 +60,13 @@ def run_cycle(
         lot_sizes=dict(lot_sizes or {}),
         failures=list(failures or []),
     )
+    read = time.perf_counter()
     result = reconcile(cycle, memory, settings)
+    engine = time.perf_counter()
+    timings = {"registry_read": read - clock, "engine": engine - read}
     if result.skipped is not None:
         logger.warning("account %s: no conclusion this cycle (%s)", account, result.skipped)
-        return CycleOutcome([], [], skipped=result.skipped)
+        return CycleOutcome([], [], skipped=result.skipped, timings=timings)
     events = list(result.events)
     if result.heals:
         events += apply_heals(registry, result.heals, result.memory, at_ms)
@@ -68,4 +76,7 @@ def run_cycle(
         # it); its memory stands and ours is dropped, but no event is lost: ids are stable.
         logger.warning("account %s: engine memory changed concurrently; keeping the other", account)
     stored = registry.append_events(events, run_id=run_id)
-    return CycleOutcome(events, stored, memory_saved=saved, heals=len(result.heals))
+    timings["registry_write"] = time.perf_counter() - engine
+    return CycleOutcome(
+        events, stored, memory_saved=saved, heals=len(result.heals), timings=timings
+    )

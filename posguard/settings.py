@@ -16,16 +16,29 @@ demo = true            # sends x-simulated-trading: 1; needs a demo-trading key
 region = "global"      # global | openapi | aws | us | eea
 # base_url = "http://127.0.0.1:8765"   # overrides region (the simulator)
 ```
+
+Many accounts: `accounts_file = "accounts.csv"` (columns name, api_key, secret_key, passphrase
+and optionally demo, region, base_url, pos_mode), merged with `[accounts.*]`. Team mode:
+`mode = "team"` and a `[team]` section (see TeamConfig).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -145,6 +158,24 @@ class ScheduleConfig(BaseModel):
     leverage_dry_run: bool = True
 
 
+class TeamConfig(BaseModel):
+    """Team mode: Prefect's server on PostgreSQL, a process work pool and its workers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The Prefect server's own database (created with pg_trgm if missing).
+    prefect_database_url: str = "postgresql+asyncpg://127.0.0.1:5432/posguard_prefect"
+    # Redis messaging through prefect-redis; None keeps Prefect's in-memory broker (see README).
+    redis_url: str | None = None
+    workers: int = Field(default=2, ge=1, le=64)
+    port: int = Field(default=4200, ge=1, le=65535)
+    pool: str = "posguard"
+    # Accounts per guard flow run. 1: each account its own flow run and process (full
+    # isolation, ~5-10 s of process start each); more: one process checks a batch in turn,
+    # each account still its own subflow whose failure stays its own.
+    accounts_per_run: int = Field(default=1, ge=1, le=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid"
@@ -152,6 +183,11 @@ class Settings(BaseSettings):
 
     state_dir: Path = Path(".posguard")
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    # A CSV of accounts (one row each), for desks with hundreds of them.
+    accounts_file: Path | None = None
+    # embedded: one process, SQLite, `posguard serve`; team: `posguard team` (see [team]).
+    mode: Literal["embedded", "team"] = "embedded"
+    team: TeamConfig = Field(default_factory=TeamConfig)
     # Public endpoints (instruments, tiers, candles) need no account; this is their host.
     public_base_url: str = REGION_HOSTS["global"]
     http_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -179,6 +215,20 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _read_accounts_file(self) -> Settings:
+        if self.accounts_file is None:
+            return self
+        path = self.accounts_file
+        if not path.is_absolute():
+            config = _config_path.get()
+            path = (config.parent if config is not None else Path()) / path
+        for name, account in read_accounts_file(path).items():
+            if name in self.accounts:
+                raise ValueError(f"account {name!r} is defined twice ([accounts] and {path})")
+            self.accounts[name] = account
+        return self
+
     @property
     def resolved_registry_url(self) -> str:
         if self.registry_url:
@@ -194,6 +244,46 @@ class Settings(BaseSettings):
                 f"account {name!r} is not configured (configured: {known}); add "
                 f"[accounts.{name}] to posguard.toml or set POSGUARD_ACCOUNTS__{name.upper()}__*"
             ) from None
+
+
+ACCOUNT_COLUMNS = ("name", "api_key", "secret_key", "passphrase")
+
+
+def read_accounts_file(path: Path) -> dict[str, AccountSettings]:
+    """Accounts from a CSV; an error names the file, the row and the column, never a value."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+            columns = set(rows[0]) if rows else set()
+    except OSError as exc:
+        raise ValueError(f"accounts file {path} cannot be read ({exc.strerror})") from None
+    missing = [c for c in ACCOUNT_COLUMNS if c not in columns]
+    if rows and missing:
+        raise ValueError(f"accounts file {path} lacks the column(s) {', '.join(missing)}")
+    accounts: dict[str, AccountSettings] = {}
+    for number, row in enumerate(rows, start=2):  # row 1 is the header
+        name = (row.get("name") or "").strip()
+        if not name:
+            raise ValueError(f"accounts file {path}, row {number}: name is empty")
+        if name in accounts:
+            raise ValueError(f"accounts file {path}, row {number}: account {name!r} repeats")
+        fields = {k: v.strip() for k, v in row.items() if k and k != "name" and v and v.strip()}
+        if "demo" in fields:
+            flag = fields["demo"].lower()
+            if flag not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(
+                    f"accounts file {path}, row {number} ({name}): demo is not a "
+                    "boolean (true/false)"
+                )
+            fields["demo"] = str(flag in ("1", "true", "yes"))
+        try:
+            accounts[name] = AccountSettings.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ValueError(f"accounts file {path}, row {number} ({name}): {problems}") from None
+    return accounts
 
 
 def config_file_path(explicit: Path | None = None) -> Path | None:

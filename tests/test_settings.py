@@ -84,3 +84,85 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("state_dir = [unclosed")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(bad)
+
+
+def _accounts_csv(count: int) -> str:
+    lines = ["name,api_key,secret_key,passphrase,demo,region,base_url"]
+    lines += [
+        f"sub{n:03d},key-{n},secret-{n},pass-{n},{'true' if n % 2 else 'false'},global,"
+        for n in range(count)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_hundreds_of_accounts_from_a_table_beside_the_file(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text(_accounts_csv(300))
+    path = tmp_path / "posguard.toml"
+    # accounts_file is a top-level key: before the first table.
+    path.write_text('accounts_file = "accounts.csv"\n' + TOML)
+    settings = load_settings(path)
+    assert len(settings.accounts) == 302
+    assert settings.accounts["sub001"].demo
+    assert not settings.accounts["sub002"].demo
+    assert settings.accounts["sub299"].api_key.get_secret_value() == "key-299"
+    assert settings.account("main").demo  # the TOML's own accounts stay
+
+
+def test_hundreds_of_accounts_in_one_toml_file(tmp_path: Path) -> None:
+    sections = [
+        f'[accounts.sub{n:03d}]\napi_key = "k{n}"\nsecret_key = "s{n}"\npassphrase = "p{n}"\n'
+        for n in range(500)
+    ]
+    path = tmp_path / "posguard.toml"
+    path.write_text("\n".join(sections))
+    settings = load_settings(path)
+    assert len(settings.accounts) == 500
+    assert settings.mode == "embedded"
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("name,api_key,secret_key\nx,k,s\n", "lacks the column(s) passphrase"),
+        ("name,api_key,secret_key,passphrase\n,k,s,p\n", "row 2: name is empty"),
+        ("name,api_key,secret_key,passphrase\nx,k,s,p\nx,k,s,p\n", "row 3: account 'x' repeats"),
+        ("name,api_key,secret_key,passphrase\nx,k,,hidden-pass\n", "row 2 (x): secret_key"),
+        ("name,api_key,secret_key,passphrase,demo\nx,k,s,p,maybe\n", "demo is not a boolean"),
+        ("name,api_key,secret_key,passphrase\nmain,k,s,p\n", "'main' is defined twice"),
+    ],
+)
+def test_a_bad_accounts_table_names_file_row_and_column(
+    tmp_path: Path, table: str, expected: str
+) -> None:
+    (tmp_path / "accounts.csv").write_text(table)
+    path = tmp_path / "posguard.toml"
+    path.write_text('accounts_file = "accounts.csv"\n' + TOML)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert expected in str(caught.value)
+    assert "accounts.csv" in str(caught.value)
+    assert "hidden-pass" not in str(caught.value)
+
+
+def test_missing_accounts_table(tmp_path: Path) -> None:
+    path = tmp_path / "posguard.toml"
+    path.write_text('accounts_file = "nowhere.csv"\n')
+    with pytest.raises(ConfigError, match="nowhere.csv cannot be read"):
+        load_settings(path)
+
+
+def test_team_mode_is_a_setting(tmp_path: Path) -> None:
+    path = tmp_path / "posguard.toml"
+    path.write_text(
+        'mode = "team"\n[team]\nworkers = 4\naccounts_per_run = 10\n'
+        'prefect_database_url = "postgresql+asyncpg://127.0.0.1:5432/desk"\n'
+    )
+    settings = load_settings(path)
+    assert (settings.mode, settings.team.workers, settings.team.accounts_per_run) == (
+        "team",
+        4,
+        10,
+    )
+    path.write_text('mode = "cluster"\n')
+    with pytest.raises(ConfigError, match="mode"):
+        load_settings(path)
