@@ -66,6 +66,9 @@ def start_simulator(size: int, folder: Path) -> tuple[subprocess.Popen[bytes], s
         json.dumps(
             {
                 "name": f"load-{size}",
+                # Wall time: each cycle's snapshot is newer than the last (the engine drops
+                # older ones), however long a pass takes.
+                "clock": "wall",
                 "accounts": [ACCOUNT],
                 "load": {"instruments": max(size, 1), "positions": size},
             }
@@ -178,24 +181,32 @@ def pipeline_pass(
     from tasks.validate import _runner
 
     lookback_ms = int(settings().drift.lookback_seconds * 1000)
-    with measure("fetch"), okx("bench") as client:
-        raw_instruments = client.instruments("SWAP")
-        raw_config = client.account_config()
-        started_ms = client.now_ms()
-        raw_positions = client.positions(inst_type="SWAP")
+    # Each answer is parsed as soon as it arrives and its raw records dropped, as the
+    # fetch tasks do: raw records are the biggest objects of a cycle.
+    with okx("bench") as client:
+        with measure("fetch"):
+            raw: Any = client.instruments("SWAP")
+        with measure("parse"):
+            instruments = frames.parse_instruments(raw)
+        with measure("fetch"):
+            config_record = client.account_config()
+            started_ms = client.now_ms()
+            raw = client.positions(inst_type="SWAP")
+        with measure("parse"):
+            config = frames.parse_account_config([config_record])
+            parsed = frames.parse_positions(raw, account="bench")
+            positions = resolve_leverage(parsed, frames.parse_leverage_info([]))
+            del raw, parsed
+            snapshot = AccountSnapshot(
+                "bench", started_ms, config, positions, frames.parse_leverage_info([])
+            )
         since = started_ms - lookback_ms
-        raw_history = client.positions_history(inst_type="SWAP", before_ms=since)
-        raw_fills = client.fills(inst_type="SWAP", begin_ms=since)
-    with measure("parse"):
-        instruments = frames.parse_instruments(raw_instruments)
-        config = frames.parse_account_config([raw_config])
-        parsed = frames.parse_positions(raw_positions, account="bench")
-        positions = resolve_leverage(parsed, frames.parse_leverage_info([]))
-        history = frames.parse_positions_history(raw_history)
-        fills = frames.parse_fills(raw_fills)
-        snapshot = AccountSnapshot(
-            "bench", started_ms, config, positions, frames.parse_leverage_info([])
-        )
+        with measure("fetch"):
+            raw_history = client.positions_history(inst_type="SWAP", before_ms=since)
+            raw_fills = client.fills(inst_type="SWAP", begin_ms=since)
+        with measure("parse"):
+            history = frames.parse_positions_history(raw_history)
+            fills = frames.parse_fills(raw_fills)
     with measure("validate"):
         report = _runner().validate(
             positions_frame(positions, instruments),
@@ -221,6 +232,7 @@ def pipeline_pass(
         publish_drift.fn("bench", outcome.events)
     return {
         "timings": outcome.timings,
+        "skipped": outcome.skipped,
         "events": len(outcome.events),
         "failing": sum(len(r.failing) for r in report.failed),
         "open": int(positions["is_open"].sum()),
@@ -239,7 +251,8 @@ class Stopwatch:
                 self.started = time.perf_counter()
 
             def __exit__(self, *exc: object) -> None:
-                watch.seconds[stage] = time.perf_counter() - self.started
+                elapsed = time.perf_counter() - self.started
+                watch.seconds[stage] = watch.seconds.get(stage, 0.0) + elapsed
 
         return _Timer()
 
@@ -257,8 +270,8 @@ class PeakMemory:
                 self.base = tracemalloc.get_traced_memory()[0]
 
             def __exit__(self, *exc: object) -> None:
-                peak = tracemalloc.get_traced_memory()[1]
-                meter.peaks[stage] = (peak - self.base) / 2**20
+                peak = (tracemalloc.get_traced_memory()[1] - self.base) / 2**20
+                meter.peaks[stage] = max(meter.peaks.get(stage, 0.0), peak)
 
         return _Meter()
 
@@ -326,19 +339,24 @@ def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
             for _ in range(2):
                 watch = Stopwatch()
                 result = measured(watch)
+                if result["skipped"] or result["open"] != size:
+                    # A cycle that concluded nothing measures nothing: refuse the figures.
+                    raise RuntimeError(f"cycle not measured: {result}")
                 passes.append(split(watch.seconds, result["timings"]))
             seconds = {stage: min(p[stage] for p in passes) for stage in STAGES}
+            from flows.reconcile import reconcile_positions
+
+            flow_started = time.perf_counter()
+            summary = reconcile_positions("bench")
+            flow_seconds = time.perf_counter() - flow_started
+            # The process's peak before tracemalloc, whose own bookkeeping would count.
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             tracemalloc.start()
             memory = PeakMemory()
             measured(memory)
             tracemalloc.stop()
             peaks = memory.peaks
             peaks["reconcile"] = peaks["persist"] = peaks.pop("reconcile+persist")
-            from flows.reconcile import reconcile_positions
-
-            flow_started = time.perf_counter()
-            summary = reconcile_positions("bench")
-            flow_seconds = time.perf_counter() - flow_started
         baseline = min(
             (bare_baseline(base_url, registry_file) for _ in range(2)),
             key=lambda b: b[0] + b[1],
@@ -347,7 +365,7 @@ def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
             "size": size,
             "seconds": seconds,
             "peaks_mb": peaks,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_mb": rss_mb,
             "flow_seconds": flow_seconds,
             "flow_positions": summary["positions"] if isinstance(summary, dict) else None,
             "baseline_fetch": baseline[0],

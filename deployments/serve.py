@@ -26,6 +26,11 @@ def main(scheduled: bool = True, paused: bool = False) -> int:
             "error: no accounts configured; add [accounts.NAME] to posguard.toml", file=sys.stderr
         )
         return 2
+    if settings.mode == "team":
+        from deployments.team import team_up
+        from posguard.settings import config_file_path
+
+        return team_up(settings, config_file_path(), scheduled=scheduled)
     ensure_alerting(settings.alerts)
     # Without pause_on_shutdown=False a restart would leave every schedule paused.
     serve(

@@ -17,6 +17,9 @@ import psycopg
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from deployments.server import PrefectServer, prefect_env
 from posguard.errors import ConfigError
@@ -28,41 +31,72 @@ POOL = "posguard"
 
 @dataclass
 class TeamOptions:
-    database: str = "posguard_prefect"
-    pg_host: str = "127.0.0.1"
-    pg_port: int = 5432
+    # The Prefect server's own database (created with pg_trgm when missing).
+    database_url: str = "postgresql+asyncpg://127.0.0.1:5432/posguard_prefect"
     # Redis messaging (prefect-redis) is off by default: with prefect 3.8.8 and prefect-redis
     # 0.3.0 on PostgreSQL, the server's task-run recorder hit foreign-key violations and
     # dropped task-run events in the 20-account test. Pass a URL to use it anyway.
     redis_url: str | None = None
     workers: int = 2
+    runs_per_worker: int = 4
     port: int = 4200
+    pool: str = POOL
     state_dir: Path = Path(".posguard/team")
     config: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def database_url(self) -> str:
-        return f"postgresql+asyncpg://{self.pg_host}:{self.pg_port}/{self.database}"
+    @classmethod
+    def from_settings(cls, settings: Settings, config: Path | None = None) -> TeamOptions:
+        team = settings.team
+        return cls(
+            database_url=team.prefect_database_url,
+            redis_url=team.redis_url,
+            workers=team.workers,
+            runs_per_worker=team.runs_per_worker,
+            port=team.port,
+            pool=team.pool,
+            state_dir=settings.state_dir / "team",
+            config=config,
+        )
 
 
 def ensure_database(options: TeamOptions) -> None:
     """The server's database, with the pg_trgm extension Prefect needs."""
-    admin = f"host={options.pg_host} port={options.pg_port} dbname=postgres"
     try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
+        url = make_url(options.database_url)
+    except ArgumentError:
+        raise ConfigError(
+            "team.prefect_database_url is not a database URL; expected "
+            "postgresql+asyncpg://HOST:PORT/DATABASE"
+        ) from None
+    if url.get_backend_name() != "postgresql" or not url.database:
+        raise ConfigError(
+            f"team.prefect_database_url must name a PostgreSQL database "
+            f"(postgresql+asyncpg://HOST:PORT/DATABASE), got {url.render_as_string()}"
+        )
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    params = {
+        "host": url.host or "127.0.0.1",
+        "port": url.port or 5432,
+        "user": url.username,
+        "password": url.password,
+        "connect_timeout": 5,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    try:
+        admin = make_conninfo(dbname="postgres", **params)
+        with psycopg.connect(admin, autocommit=True) as connection:
             exists = connection.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (options.database,)
+                "SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)
             ).fetchone()
             if not exists:
-                connection.execute(f'CREATE DATABASE "{options.database}"')
-        target = f"host={options.pg_host} port={options.pg_port} dbname={options.database}"
-        with psycopg.connect(target, autocommit=True, connect_timeout=5) as connection:
-            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                connection.execute(f'CREATE DATABASE "{url.database}"')
+        with psycopg.connect(make_conninfo(dbname=url.database, **params), autocommit=True) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     except psycopg.Error as exc:
         raise ConfigError(
-            f"PostgreSQL at {options.pg_host}:{options.pg_port} is not usable for the Prefect "
-            f"server ({str(exc).strip()[:200]}); start it or pass another host"
+            f"PostgreSQL at {where} is not usable for the Prefect server "
+            f"({str(exc).strip()[:200]}); start it or set team.prefect_database_url"
         ) from None
 
 
@@ -81,37 +115,39 @@ def server_env(options: TeamOptions) -> dict[str, str]:
     return env
 
 
-def deploy_to_pool(settings: Settings) -> list[str]:
-    """Every account's flows (and the fan-out flow) as deployments on the process pool."""
+def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = False) -> list[str]:
+    """Every account's guard flow, the batch flow and the fan-out flow as deployments on the
+    process pool. With `scheduled` the fan-out runs every `schedules.reconcile_seconds`; the
+    per-account and batch runs are what it (or a person, from the UI) triggers."""
     from flows.fanout import guard_accounts
-    from flows.guard import guard_account
+    from flows.guard import guard_account, guard_batch
 
     with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-    names: list[str] = []
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     source = str(ROOT)
+    common = {"work_pool_name": pool, "build": False, "push": False, "print_next_steps": False}
+    names: list[str] = []
+    # Loaded once: from_source imports the flow's module, which would cost every account.
+    per_account = guard_account.from_source(source, "flows/guard.py:guard_account")
     for account in sorted(settings.accounts):
-        flow = guard_account.from_source(source, "flows/guard.py:guard_account")
-        flow.deploy(
+        per_account.deploy(
             name=account,
-            work_pool_name=POOL,
-            parameters={"account": account},
-            build=False,
-            push=False,
-            print_next_steps=False,
+            parameters={"account": account, "policy": settings.drift.heal},
             tags=["posguard", f"account:{account}"],
+            **common,
         )
         names.append(f"guard-account/{account}")
-    fan_out = guard_accounts.from_source(source, "flows/fanout.py:guard_accounts")
-    fan_out.deploy(
-        name="all",
-        work_pool_name=POOL,
-        build=False,
-        push=False,
-        print_next_steps=False,
-        tags=["posguard"],
+    guard_batch.from_source(source, "flows/guard.py:guard_batch").deploy(
+        name="all", tags=["posguard"], parameters={"policy": settings.drift.heal}, **common
     )
-    names.append("guard-accounts/all")
+    guard_accounts.from_source(source, "flows/fanout.py:guard_accounts").deploy(
+        name="all",
+        tags=["posguard"],
+        parameters={"policy": settings.drift.heal},
+        interval=settings.schedules.reconcile_seconds if scheduled else None,
+        **common,
+    )
+    names += ["guard-batch/all", "guard-accounts/all"]
     return names
 
 
@@ -142,11 +178,13 @@ class Team:
                         "worker",
                         "start",
                         "--pool",
-                        POOL,
+                        self.options.pool,
                         "--name",
                         f"posguard-{number}",
                         "--type",
                         "process",
+                        "--limit",
+                        str(self.options.runs_per_worker),
                     ],
                     env=env,
                     stdout=log,
@@ -177,3 +215,54 @@ class Team:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    # The server and workers run in their own sessions: a SIGTERM must stop them too.
+    raise KeyboardInterrupt
+
+
+def team_up(settings: Settings, config: Path | None, *, scheduled: bool = True) -> int:
+    """`posguard team up`: server, workers, alerting and deployments; hold until stopped."""
+    import os
+    import signal
+    import time
+
+    from deployments.alerting import ensure_alerting
+
+    if not settings.accounts:
+        raise ConfigError("no accounts configured; add [accounts.NAME] or accounts_file")
+    options = TeamOptions.from_settings(settings, config)
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_database(options)  # a bad URL or a stopped PostgreSQL is reported before anything
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    with Team(options) as team:
+        os.environ["PREFECT_API_URL"] = team.server.api_url
+        ensure_alerting(settings.alerts)
+        names = deploy_to_pool(settings, options.pool, scheduled=scheduled)
+        print(
+            f"team mode up: UI {team.server.ui_url}, {options.workers} workers on pool "
+            f"{options.pool!r}, {len(settings.accounts)} accounts, {len(names)} deployments; "
+            f"`posguard team run` checks them all now. Ctrl-C stops.",
+            flush=True,
+        )
+        try:
+            while all(worker.poll() is None for worker in team.workers):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return 0
+        print(f"a worker exited; see {options.state_dir}/worker-*.log", file=sys.stderr, flush=True)
+        return 1
+
+
+def team_run(
+    accounts: list[str] | None, accounts_per_run: int | None, wait_seconds: float
+) -> dict[str, str]:
+    """`posguard team run`: the fan-out flow, run from here against the team's server; the
+    guard runs it triggers go to the pool's workers. Returns each account's final state."""
+    from flows.fanout import guard_accounts
+
+    states = guard_accounts(
+        accounts=accounts, accounts_per_run=accounts_per_run, wait_seconds=wait_seconds
+    )
+    return {str(k): str(v) for k, v in states.items()}

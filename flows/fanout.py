@@ -1,13 +1,25 @@
-"""`guard-accounts`: one guard-account flow run per account, so a work pool's workers share
-them and one account's failure stays its own."""
+"""`guard-accounts`: the accounts fanned out as separate flow runs, so a work pool's workers
+share them and one account's failure stays its own.
+
+With `accounts_per_run` 1 (the default) every account is a `guard-account/<account>` run; with
+more, accounts go in batches to `guard-batch/all` runs (one process per batch), each account
+still a subflow of its own. Either way the result is every account's final state.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Literal
+from uuid import UUID
 
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
 from prefect.deployments import run_deployment
 
 from tasks.context import settings
@@ -20,38 +32,88 @@ def guard_accounts(
     dry_run: bool = True,
     run_expectations: bool = True,
     wait_seconds: float = 1800,
+    accounts_per_run: int | None = None,
 ) -> dict[str, str]:
-    """Trigger `guard-account/<account>` for every account (default: all configured) and
-    wait for them; returns each account's final state."""
+    """Trigger the guard runs for every account (default: all configured) and wait for
+    them; returns each account's final state ("not finished" past `wait_seconds`)."""
     logger = get_run_logger()
     names = accounts or sorted(settings().accounts)
-    triggered: dict[str, Any] = {}
-    for account in names:
-        triggered[account] = run_deployment(
-            name=f"guard-account/{account}",
-            timeout=0,
-            as_subflow=False,
-            parameters={
-                "account": account,
-                "policy": policy,
-                "dry_run": dry_run,
-                "run_expectations": run_expectations,
-            },
-        )
-    states: dict[str, str] = {}
+    size = max(1, accounts_per_run or settings().team.accounts_per_run)
+    common = {"policy": policy, "dry_run": dry_run, "run_expectations": run_expectations}
+    triggered: dict[UUID, list[str]] = {}
+    for start in range(0, len(names), size):
+        chunk = names[start : start + size]
+        if size == 1:
+            run = run_deployment(
+                name=f"guard-account/{chunk[0]}",
+                timeout=0,
+                as_subflow=False,
+                parameters={"account": chunk[0], **common},
+            )
+        else:
+            run = run_deployment(
+                name="guard-batch/all",
+                timeout=0,
+                as_subflow=False,
+                parameters={"accounts": chunk, **common},
+            )
+        triggered[run.id] = chunk
+    finished: dict[UUID, str] = {}
     deadline = time.monotonic() + wait_seconds
     with get_client(sync_client=True) as client:
-        while len(states) < len(triggered) and time.monotonic() < deadline:
-            for account, flow_run in triggered.items():
-                if account in states:
+        while len(finished) < len(triggered) and time.monotonic() < deadline:
+            for run_id in triggered:
+                if run_id in finished:
                     continue
-                state = client.read_flow_run(flow_run.id).state
+                state = client.read_flow_run(run_id).state
                 if state is not None and state.is_final():
-                    states[account] = state.name
+                    finished[run_id] = state.name
             time.sleep(1)
-    for account in triggered:
-        states.setdefault(account, "not finished")
+        states = _account_states(client, triggered, finished, batched=size > 1)
     failed = {a: s for a, s in states.items() if s != "Completed"}
     if failed:
         logger.warning("accounts not completed: %s", failed)
+    return states
+
+
+def _account_states(
+    client: SyncPrefectClient,
+    triggered: dict[UUID, list[str]],
+    finished: dict[UUID, str],
+    *,
+    batched: bool,
+) -> dict[str, str]:
+    states: dict[str, str] = {}
+    if not batched:
+        for run_id, (account,) in triggered.items():
+            states[account] = finished.get(run_id, "not finished")
+        return states
+    # A batch's accounts are its guard-account subflows.
+    children: list[Any] = []
+    parents = list(finished)
+    for start in range(0, len(parents), 50):
+        offset = 0
+        while True:
+            page = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-account"])),
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(
+                        any_=parents[start : start + 50]
+                    )
+                ),
+                limit=200,
+                offset=offset,
+            )
+            children += page
+            if len(page) < 200:
+                break
+            offset += 200
+    for child in children:
+        account = (child.parameters or {}).get("account")
+        if account and child.state is not None:
+            states[str(account)] = child.state.name
+    for run_id, chunk in triggered.items():
+        for account in chunk:
+            # A batch that crashed before reaching an account leaves no subflow for it.
+            states.setdefault(account, "not finished" if run_id not in finished else "not run")
     return states

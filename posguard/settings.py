@@ -168,12 +168,16 @@ class TeamConfig(BaseModel):
     # Redis messaging through prefect-redis; None keeps Prefect's in-memory broker (see README).
     redis_url: str | None = None
     workers: int = Field(default=2, ge=1, le=64)
+    # Flow runs one worker runs at once (each is a process that imports pandas, Prefect and
+    # GX): more than a few per core only makes them wait for each other.
+    runs_per_worker: int = Field(default=4, ge=1, le=100)
     port: int = Field(default=4200, ge=1, le=65535)
     pool: str = "posguard"
-    # Accounts per guard flow run. 1: each account its own flow run and process (full
-    # isolation, ~5-10 s of process start each); more: one process checks a batch in turn,
-    # each account still its own subflow whose failure stays its own.
-    accounts_per_run: int = Field(default=1, ge=1, le=1000)
+    # Accounts per guard flow run. More than 1: one process checks a batch in turn, each
+    # account still its own subflow (its own state and failure), and the batch shares imports,
+    # the GX context and public market data (posguard.okx.cache). 1: a process per account,
+    # which costs ~15 s of CPU each and multiplies the candle requests OKX limits per IP.
+    accounts_per_run: int = Field(default=10, ge=1, le=1000)
 
 
 class Settings(BaseSettings):

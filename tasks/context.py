@@ -11,8 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from posguard.okx import OkxClient
+from posguard.okx.cache import PublicCache
 from posguard.registry import Registry
 from posguard.settings import Settings, load_settings
+
+# Public market data shared by the accounts a process checks (see posguard.okx.cache).
+PUBLIC_CACHE = PublicCache()
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,7 +31,11 @@ def reload_settings() -> Settings:
 
 @contextmanager
 def okx(account: str) -> Iterator[OkxClient]:
-    with OkxClient.for_account(settings(), account) as client:
+    from tasks.ratelimit import HOST_LIMITER
+
+    with OkxClient.for_account(
+        settings(), account, limiter=HOST_LIMITER, cache=PUBLIC_CACHE
+    ) as client:
         yield client
 
 

@@ -73,3 +73,22 @@ def test_fetch_without_accounts_explains_what_to_configure(tmp_path: Path) -> No
     result = runner.invoke(app, ["fetch", "positions", "--config", str(config)])
     assert result.exit_code == 2
     assert "--account" in result.output
+
+
+def test_team_up_without_accounts_explains_what_to_configure(tmp_path: Path) -> None:
+    config = tmp_path / "posguard.toml"
+    config.write_text('mode = "team"\n')
+    result = runner.invoke(app, ["team", "up", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "no accounts configured" in result.output
+
+
+def test_team_up_with_an_unusable_database_url_names_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "posguard.toml"
+    config.write_text(
+        'mode = "team"\n[team]\nprefect_database_url = "sqlite:///x.db"\n'
+        '[accounts.main]\napi_key = "k"\nsecret_key = "s"\npassphrase = "p"\n'
+    )
+    result = runner.invoke(app, ["team", "up", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "team.prefect_database_url must name a PostgreSQL database" in result.output

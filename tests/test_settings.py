@@ -147,7 +147,7 @@ def test_a_bad_accounts_table_names_file_row_and_column(
 def test_missing_accounts_table(tmp_path: Path) -> None:
     path = tmp_path / "posguard.toml"
     path.write_text('accounts_file = "nowhere.csv"\n')
-    with pytest.raises(ConfigError, match="nowhere.csv cannot be read"):
+    with pytest.raises(ConfigError, match=r"nowhere\.csv cannot be read"):
         load_settings(path)
 
 

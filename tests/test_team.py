@@ -1,5 +1,6 @@
-"""Team mode end to end: Prefect on PostgreSQL with Redis messaging, two process workers,
-the guard flow fanned out over 20 simulator accounts; every account's events land once."""
+"""Team mode end to end: Prefect on PostgreSQL, two process workers, the guard flow fanned out
+over 20 simulator accounts (in batches, then one account per run); every account's events land
+once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -94,7 +95,11 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
             for account in ACCOUNTS:  # the bot still believes in its position
                 registry.write(account, "XRP-USDT-SWAP", pos="10", at_ms=exchange.start_ms - 60_000)
         options = TeamOptions(
-            database=prefect_db, workers=2, port=free_port(), state_dir=tmp_path, config=config
+            database_url=f"postgresql+asyncpg://127.0.0.1:5432/{prefect_db}",
+            workers=2,
+            port=free_port(),
+            state_dir=tmp_path,
+            config=config,
         )
         began = time.monotonic()
         with Team(options) as team, temporary_settings({PREFECT_API_URL: team.server.api_url}):
@@ -102,24 +107,43 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
             deploy_to_pool(settings)
             # Validation is tested elsewhere; without it no run pays GX's import.
             fan_out = run_deployment(
-                name="guard-accounts/all", timeout=800, parameters={"run_expectations": False}
+                name="guard-accounts/all",
+                timeout=800,
+                parameters={"run_expectations": False, "accounts_per_run": 4},
             )
             ran = time.monotonic()
             assert fan_out.state is not None
             assert fan_out.state.is_completed(), fan_out.state
+            # One flow run per account too (no batch): two accounts again, nothing new to say.
+            single = run_deployment(
+                name="guard-accounts/all",
+                timeout=300,
+                parameters={
+                    "run_expectations": False,
+                    "accounts_per_run": 1,
+                    "accounts": ACCOUNTS[:2],
+                },
+            )
+            assert single.state is not None
+            assert single.state.is_completed(), single.state
             with get_client(sync_client=True) as client:
                 runs = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(),
-                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=ACCOUNTS)),
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-account"])),
                     limit=100,
+                )
+                batches = client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-batch"])), limit=100
                 )
     print(
         f"team up {up - began:.1f} s, 20 accounts {ran - up:.1f} s, "
         f"down {time.monotonic() - ran:.1f} s"
     )
     guard_runs = [r for r in runs if r.state and r.state.is_final()]
-    assert len(guard_runs) == 20
+    assert len(guard_runs) == 22  # 20 in five batches of 4, then 2 on their own
     assert all(r.state.is_completed() for r in guard_runs)
+    assert sorted(r.parameters["account"] for r in guard_runs) == sorted(ACCOUNTS + ACCOUNTS[:2])
+    assert len(batches) == 5
+    assert all(b.state is not None and b.state.is_completed() for b in batches)
     with Registry(registry_url) as registry:
         events = registry.events()
     per_account: dict[str, list[tuple[str, str]]] = {}

@@ -12,6 +12,7 @@ from posguard.cli import (
     replay_cmd,
     run_cmds,
     sim_cmds,
+    team_cmds,
     validate_cmd,
 )
 
@@ -33,6 +34,7 @@ replay_cmd.register(app)
 registry_cmds.register(app)
 leverage_cmds.register(app)
 run_cmds.register(app)
+team_cmds.register(app)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from posguard.errors import (
     TransientExchangeError,
 )
 from posguard.okx import endpoints as ep
+from posguard.okx.cache import CACHEABLE, PublicCache
 from posguard.okx.envelope import CallContext, decode
 from posguard.okx.ratelimit import SHARED_LIMITER, RateLimiter
 from posguard.okx.signing import okx_timestamp, sign
@@ -74,8 +75,10 @@ class OkxClient:
         limiter: RateLimiter | None = None,
         wall_clock_ms: Callable[[], int] = _wall_clock_ms,
         auto_sync_clock: bool = True,
+        cache: PublicCache | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._cache = cache
         self.account_name = account_name
         self._account = account
         self._limiter = limiter or SHARED_LIMITER
@@ -104,7 +107,13 @@ class OkxClient:
 
     @classmethod
     def for_account(
-        cls, settings: Settings, name: str, *, transport: httpx.BaseTransport | None = None
+        cls,
+        settings: Settings,
+        name: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        cache: PublicCache | None = None,
     ) -> OkxClient:
         account = settings.account(name)
         return cls(
@@ -113,6 +122,8 @@ class OkxClient:
             account=account,
             transport=transport,
             timeout_seconds=settings.http_timeout_seconds,
+            limiter=limiter,
+            cache=cache,
         )
 
     @classmethod
@@ -189,6 +200,15 @@ class OkxClient:
     ) -> list[Any]:
         query = _query(params)
         request_path = endpoint.path + (f"?{query}" if query else "")
+        cache_key = max_age = None
+        if self._cache is not None and endpoint.path in CACHEABLE and body is None:
+            cache_key = f"{self.base_url}{request_path}"
+            max_age = self._cache.age_limit(
+                endpoint, {k: str(v) for k, v in (params or {}).items()}
+            )
+            cached = self._cache.get(cache_key, max_age)
+            if cached is not None:
+                return cached
         body_text = "" if body is None else json.dumps(body, separators=(",", ":"))
         ctx = CallContext(endpoint.method, endpoint.path, self.account_name)
         headers: dict[str, str] = {}
@@ -225,10 +245,13 @@ class OkxClient:
                 account=self.account_name,
             ) from exc
         try:
-            return decode(response.content, ctx, http_status=response.status_code)
+            data = decode(response.content, ctx, http_status=response.status_code)
         except RateLimitedError:
             self._limiter.penalize(key, endpoint.window_seconds)
             raise
+        if self._cache is not None and cache_key is not None:
+            self._cache.put(cache_key, data)
+        return data
 
     def _auth_headers(
         self, endpoint: ep.Endpoint, request_path: str, body_text: str, ctx: CallContext

@@ -1,0 +1,77 @@
+"""`posguard team up|run`: team mode (Prefect server on PostgreSQL, a process work pool and
+its workers); the Prefect side is imported only when asked for."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from posguard.cli.common import ConfigOption, print_json, reported_errors, settings_from
+
+
+def register(app: typer.Typer) -> None:
+    team = typer.Typer(
+        help=(
+            "Team mode: Prefect's server on PostgreSQL, a process work pool with several "
+            'workers, every account\'s guard flow on it. Configured by mode = "team" and '
+            "the \\[team] section of the settings."
+        ),
+        no_args_is_help=True,
+    )
+    app.add_typer(team, name="team")
+
+    @team.command("up")
+    def up(
+        config: ConfigOption = None,
+        no_schedule: Annotated[
+            bool, typer.Option("--no-schedule", help="Deploy for on-demand runs only.")
+        ] = False,
+    ) -> None:
+        """Start the server and the workers, deploy every account; hold until Ctrl-C."""
+        settings = settings_from(config)
+        if config is not None:
+            os.environ["POSGUARD_CONFIG"] = str(config.resolve())
+        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        from deployments.team import team_up
+
+        with reported_errors():
+            raise typer.Exit(team_up(settings, config, scheduled=not no_schedule))
+
+    @team.command("run")
+    def run(
+        config: ConfigOption = None,
+        account: Annotated[
+            list[str] | None,
+            typer.Option("--account", "-a", help="Only these accounts (repeatable)."),
+        ] = None,
+        accounts_per_run: Annotated[
+            int | None,
+            typer.Option(min=1, help="Accounts per flow run (default: team.accounts_per_run)."),
+        ] = None,
+        wait: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 1800,
+        as_json: Annotated[bool, typer.Option("--json", help="States as one JSON object.")] = (
+            False
+        ),
+    ) -> None:
+        """Check every account now on a running team (`posguard team up`): one flow run per
+        account (or batch) on the pool. Exit 1 when an account did not complete."""
+        settings = settings_from(config)
+        if config is not None:
+            os.environ["POSGUARD_CONFIG"] = str(config.resolve())
+        os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{settings.team.port}/api")
+        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        from deployments.team import team_run
+
+        with reported_errors():
+            states = team_run(account or None, accounts_per_run, wait)
+        if as_json:
+            print_json(states)
+        else:
+            for name, state in states.items():
+                typer.echo(f"{name:<24} {state}")
+            done = sum(1 for s in states.values() if s == "Completed")
+            typer.echo(f"{done}/{len(states)} accounts completed")
+        raise typer.Exit(0 if all(s == "Completed" for s in states.values()) else 1)

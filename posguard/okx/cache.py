@@ -1,0 +1,57 @@
+"""A short-lived cache of public market data, shared by the clients of one process.
+
+A desk's accounts trade the same instruments: checking 200 of them asked OKX for the same
+candles 200 times, and OKX's IP-scoped limits (candles 40 per 2 s, position tiers 10 per 2 s)
+made that the slowest part of a cycle. Public answers depend on the host and the request
+only, so one answer can serve every account for a little while: at most `max_age` seconds
+(a minute by default; candles within the current bar). Opt-in: clients get it only when built
+with it (the flows' tasks do), so tests and the CLI always see the exchange's latest answer.
+Private endpoints are never cached.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from posguard.okx import endpoints as ep
+
+CACHEABLE = {ep.INSTRUMENTS.path, ep.POSITION_TIERS.path, ep.CANDLES.path}
+
+
+class PublicCache:
+    def __init__(self, max_age: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[float, list[Any]]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def age_limit(self, endpoint: ep.Endpoint, params: dict[str, str]) -> float:
+        if endpoint.path == ep.CANDLES.path:
+            # A candle window is only as fresh as its bar: never keep it past one bar.
+            bar_ms = ep.BAR_MS.get(params.get("bar", "1m"), 60_000)
+            return min(self.max_age, bar_ms / 1000)
+        return self.max_age
+
+    def get(self, key: str, max_age: float) -> list[Any] | None:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is None or self._clock() - found[0] > max_age:
+                self.misses += 1
+                return None
+            self.hits += 1
+            # Callers may change what they get: each one receives its own copy.
+            return copy.deepcopy(found[1])
+
+    def put(self, key: str, data: list[Any]) -> None:
+        with self._lock:
+            now = self._clock()
+            stale = [k for k, (at, _) in self._answers.items() if now - at > self.max_age]
+            for old in stale:
+                del self._answers[old]
+            self._answers[key] = (now, copy.deepcopy(data))

@@ -1,0 +1,83 @@
+"""The public-data cache: one answer serves every account for a while; private never."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from posguard.errors import RateLimitedError
+from posguard.okx import OkxClient
+from posguard.okx.cache import PublicCache
+from posguard.okx.ratelimit import NoRateLimit
+from tests.helpers import FakeClock, FakeOkx, account, answer, envelope
+
+CANDLES = "/api/v5/market/candles"
+TIERS = "/api/v5/public/position-tiers"
+POSITIONS = "/api/v5/account/positions"
+BAR = ["1700000000000", "1.9", "1.95", "1.85", "1.93", "10", "1000", "1930", "1"]
+
+
+def client(fake: FakeOkx, cache: PublicCache, name: str = "main") -> OkxClient:
+    return OkxClient(
+        base_url="https://okx.test",
+        account_name=name,
+        account=account(),
+        transport=httpx.MockTransport(fake.handle),
+        limiter=NoRateLimit(),
+        wall_clock_ms=lambda: fake.server_ms,
+        cache=cache,
+    )
+
+
+def fake_exchange() -> FakeOkx:
+    fake = FakeOkx()
+    fake.routes[CANDLES] = lambda _r: answer(envelope([list(BAR)]))
+    fake.routes[TIERS] = lambda _r: answer(envelope([{"tier": "1", "maxLever": "50"}]))
+    fake.routes[POSITIONS] = lambda _r: answer(envelope([]))
+    return fake
+
+
+def test_accounts_share_public_answers_but_never_private_ones() -> None:
+    fake, clock = fake_exchange(), FakeClock()
+    cache = PublicCache(max_age=60, clock=clock)
+    for name in ("main", "desk", "other"):
+        with client(fake, cache, name) as okx:
+            rows = okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
+            okx.position_tiers("SWAP", "cross", inst_family="XRP-USDT")
+            okx.positions(inst_type="SWAP")
+            rows[0][4] = "changed by a caller"  # must not leak into the next answer
+    assert len(fake.requests_to(CANDLES)) == 1
+    assert len(fake.requests_to(TIERS)) == 1
+    assert len(fake.requests_to(POSITIONS)) == 3
+    assert (cache.hits, cache.misses) == (4, 2)
+    with client(fake, cache) as okx:
+        assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)[0][4] == "1.93"
+        okx.candles("BTC-USDT-SWAP", bar="1m", limit=1)  # another request, another answer
+    assert len(fake.requests_to(CANDLES)) == 2
+
+
+def test_answers_expire_and_candles_never_outlive_their_bar() -> None:
+    fake, clock = fake_exchange(), FakeClock()
+    cache = PublicCache(max_age=300, clock=clock)
+    with client(fake, cache) as okx:
+        okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
+        okx.position_tiers("SWAP", "cross", inst_family="XRP-USDT")
+        clock.sleep(61)  # past the 1m bar, within max_age
+        okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
+        okx.position_tiers("SWAP", "cross", inst_family="XRP-USDT")
+        clock.sleep(240)  # 301 s after the first tiers answer
+        okx.position_tiers("SWAP", "cross", inst_family="XRP-USDT")
+    assert len(fake.requests_to(CANDLES)) == 2
+    assert len(fake.requests_to(TIERS)) == 2
+
+
+def test_errors_are_not_cached() -> None:
+    fake, clock = fake_exchange(), FakeClock()
+    answers = [answer({"code": "50011", "msg": "Too Many Requests", "data": []}, status=429)]
+    fake.routes[CANDLES] = lambda _r: answers.pop() if answers else answer(envelope([list(BAR)]))
+    cache = PublicCache(clock=clock)
+    with client(fake, cache) as okx:
+        with pytest.raises(RateLimitedError, match="50011"):
+            okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
+        assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)[0][4] == "1.93"
+    assert len(fake.requests_to(CANDLES)) == 2
