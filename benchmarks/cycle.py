@@ -174,7 +174,7 @@ def pipeline_pass(
     from posguard.contract import positions_frame
     from posguard.leverage import resolve_leverage
     from posguard.reconcile import run_cycle
-    from posguard.snapshot import AccountSnapshot
+    from posguard.snapshot import INSTRUMENT_FIELDS, POSITION_FIELDS, AccountSnapshot
     from tasks.context import okx, registry, settings
     from tasks.publish import publish_drift, publish_positions, publish_validation
     from tasks.reconcile import drift_settings
@@ -185,13 +185,13 @@ def pipeline_pass(
     # fetch tasks do: raw records are the biggest objects of a cycle.
     with okx("bench") as client:
         with measure("fetch"):
-            raw: Any = client.instruments("SWAP")
+            raw: Any = client.instruments("SWAP", keep=INSTRUMENT_FIELDS)
         with measure("parse"):
             instruments = frames.parse_instruments(raw)
         with measure("fetch"):
             config_record = client.account_config()
             started_ms = client.now_ms()
-            raw = client.positions(inst_type="SWAP")
+            raw = client.positions(inst_type="SWAP", keep=POSITION_FIELDS)
         with measure("parse"):
             config = frames.parse_account_config([config_record])
             parsed = frames.parse_positions(raw, account="bench")
@@ -242,6 +242,8 @@ def pipeline_pass(
 class Stopwatch:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        # The process's RSS high-water mark when each stage last ended: which stage raised it.
+        self.rss_mb: dict[str, float] = {}
 
     def __call__(self, stage: str) -> AbstractContextManager[Any]:
         watch = self
@@ -253,6 +255,7 @@ class Stopwatch:
             def __exit__(self, *exc: object) -> None:
                 elapsed = time.perf_counter() - self.started
                 watch.seconds[stage] = watch.seconds.get(stage, 0.0) + elapsed
+                watch.rss_mb[stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         return _Timer()
 
@@ -286,6 +289,30 @@ def split(seconds: dict[str, float], timings: dict[str, float]) -> dict[str, flo
     return out
 
 
+def seed_registry() -> None:
+    """The registry holds the exchange's book (the steady state the cycle then checks)."""
+    from posguard import frames
+    from posguard.snapshot import POSITION_FIELDS
+    from tasks.context import okx, registry
+
+    with okx("bench") as client:
+        book = client.positions(inst_type="SWAP", keep=POSITION_FIELDS)
+        seed = frames.parse_positions(book, account="bench")
+    with registry() as store:
+        store.write_many(
+            {
+                "account": "bench",
+                "inst_id": r.instId,
+                "pos_side": r.posSide,
+                "mgn_mode": r.mgnMode,
+                "pos": f"{r.pos:.10g}",
+                "pos_id": r.posId,
+                "c_time": int(r.cTime),
+            }
+            for r in seed.itertuples()
+        )
+
+
 def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
     """Runs in its own process: prints one JSON line with this size's figures."""
     folder = Path(tempfile.mkdtemp(prefix=f"posguard-cycle-{size}-"))
@@ -306,29 +333,14 @@ def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
         from prefect import flow
         from prefect.testing.utilities import prefect_test_harness
 
-        from posguard import frames
-        from tasks.context import okx, registry
-
         started = time.perf_counter()
         from tasks.validate import _runner
 
         _runner()
         gx_once = time.perf_counter() - started
-        with okx("bench") as client:  # seed the registry with the exchange's book
-            seed = frames.parse_positions(client.positions(inst_type="SWAP"), account="bench")
-        with registry() as store:
-            store.write_many(
-                {
-                    "account": "bench",
-                    "inst_id": r.instId,
-                    "pos_side": r.posSide,
-                    "mgn_mode": r.mgnMode,
-                    "pos": f"{r.pos:.10g}",
-                    "pos_id": r.posId,
-                    "c_time": int(r.cTime),
-                }
-                for r in seed.itertuples()
-            )
+        # Seeding reads the whole book once more: another process, so that its memory is not
+        # counted as the cycle's.
+        subprocess.run([sys.executable, __file__, "--seed"], check=True, cwd=ROOT)
         with prefect_test_harness(server_startup_timeout=120):
 
             @flow(name="cycle-benchmark")
@@ -336,6 +348,8 @@ def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
                 return pipeline_pass(base_url, meter)
 
             passes = []
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            high_water: dict[str, float] = {}
             for _ in range(2):
                 watch = Stopwatch()
                 result = measured(watch)
@@ -343,7 +357,9 @@ def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
                     # A cycle that concluded nothing measures nothing: refuse the figures.
                     raise RuntimeError(f"cycle not measured: {result}")
                 passes.append(split(watch.seconds, result["timings"]))
+                high_water = high_water or dict(watch.rss_mb)
             seconds = {stage: min(p[stage] for p in passes) for stage in STAGES}
+            rss_passes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             from flows.reconcile import reconcile_positions
 
             flow_started = time.perf_counter()
@@ -366,6 +382,9 @@ def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
             "seconds": seconds,
             "peaks_mb": peaks,
             "rss_mb": rss_mb,
+            "rss_before_mb": rss_before,
+            "rss_passes_mb": rss_passes,
+            "high_water_mb": high_water,
             "flow_seconds": flow_seconds,
             "flow_positions": summary["positions"] if isinstance(summary, dict) else None,
             "baseline_fetch": baseline[0],
@@ -386,7 +405,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 100_000])
     parser.add_argument("--registry-url", default=None, help="default: SQLite in a temp dir")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seed:
+        seed_registry()
+        return
     if args.one is not None:
         print(json.dumps(one_size(args.one, args.registry_url)))
         return
@@ -413,6 +436,22 @@ def main() -> None:
     for row in rows:
         cells = "".join(f"{row['peaks_mb'][s]:>10.1f}" for s in STAGES)
         print(f"{row['size']:>9}{cells}")
+    print(
+        "\nRSS high-water mark (MB): before the cycles, after each stage of the first one, "
+        "after both passes, after the flow run"
+    )
+    names = ["fetch", "parse", "validate", "reconcile+persist", "publish"]
+    print(
+        f"{'positions':>9}{'before':>10}"
+        + "".join(f"{n[:9]:>10}" for n in names)
+        + f"{'2 passes':>10}{'flow run':>10}"
+    )
+    for row in rows:
+        marks = "".join(f"{row['high_water_mb'].get(n, 0):>10.0f}" for n in names)
+        print(
+            f"{row['size']:>9}{row['rss_before_mb']:>10.0f}{marks}"
+            f"{row['rss_passes_mb']:>10.0f}{row['rss_mb']:>10.0f}"
+        )
     print("\nvs the bare baseline (same HTTP calls, DataFrames, two merges)")
     print(
         f"{'positions':>9}{'bare fetch':>11}{'bare rest':>10}{'ratio':>7}"

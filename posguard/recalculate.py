@@ -9,14 +9,19 @@ from typing import Any
 
 import pandas as pd
 
-from posguard import frames
 from posguard.adjust import ChangeOutcome, apply_plan
 from posguard.leverage.policy import LeveragePolicy, plan
 from posguard.leverage.volatility import Volatility, estimate, not_available
 from posguard.okx import OkxClient
 from posguard.registry import Registry
 from posguard.settings import LeverageConfig, LeverageOverride
-from posguard.snapshot import AccountSnapshot, fetch_candles, fetch_snapshot, fetch_tiers
+from posguard.snapshot import (
+    AccountSnapshot,
+    fetch_candles,
+    fetch_instruments,
+    fetch_snapshot,
+    fetch_tiers,
+)
 
 logger = logging.getLogger("posguard.leverage")
 
@@ -88,7 +93,7 @@ def recalculate(
 ) -> LeverageReport:
     account = client.account_name or "public"
     snapshot = snapshot or fetch_snapshot(client)
-    instruments = frames.parse_instruments(client.instruments("SWAP"))
+    instruments = fetch_instruments(client, "SWAP")
     positions = snapshot.positions
     tiers = fetch_tiers(client, instruments, positions)
     open_ids = sorted(set(positions.loc[positions["is_open"], "instId"]))

@@ -16,10 +16,20 @@ import pandas as pd
 from posguard import frames
 from posguard.errors import RejectedError
 from posguard.frames import AccountConfig
+from posguard.frames.entities import INSTRUMENTS, POSITIONS
 from posguard.leverage import resolve_leverage
 from posguard.okx import OkxClient, Record
 
 logger = logging.getLogger("posguard.snapshot")
+
+# What parse_positions reads: the rest of OKX's ~60 fields per record is dropped on decoding.
+POSITION_FIELDS = frozenset(POSITIONS.names)
+INSTRUMENT_FIELDS = frozenset(INSTRUMENTS.names)
+
+
+def fetch_instruments(client: OkxClient, inst_type: str = "SWAP") -> pd.DataFrame:
+    """The instruments of the client's environment, parsed (only the fields we read kept)."""
+    return frames.parse_instruments(client.instruments(inst_type, keep=INSTRUMENT_FIELDS))
 
 
 @dataclass
@@ -71,7 +81,9 @@ def fetch_snapshot(
     if config is None:
         config = frames.parse_account_config([client.account_config()])
     started = client.now_ms()
-    positions = frames.parse_positions(client.positions(inst_type=inst_type), account=account)
+    records = client.positions(inst_type=inst_type, keep=POSITION_FIELDS)
+    positions = frames.parse_positions(records, account=account)
+    del records
     leverage_info, failures = fetch_leverage_info(client, positions)
     resolved = resolve_leverage(
         positions,

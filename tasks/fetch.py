@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import task
 
-from posguard import frames
+from posguard import frames, snapshot
 from posguard.snapshot import AccountSnapshot, fetch_snapshot
 from tasks.context import okx, settings
 from tasks.retry import RETRYING
@@ -24,7 +24,7 @@ class AccountState:
 def fetch_instruments(account: str, inst_type: str = "SWAP") -> pd.DataFrame:
     """The instruments of the account's environment (demo specs can differ from production)."""
     with okx(account) as client:
-        return frames.parse_instruments(client.instruments(inst_type))
+        return snapshot.fetch_instruments(client, inst_type)
 
 
 @task(name="fetch-account-state", **RETRYING)

@@ -24,6 +24,8 @@ A scenario (JSON or YAML, or a shipped name: see --list) scripts the exchange:
   candle_history {instId: bars that exist},
   accounts [{name, api_key, secret_key, passphrase, demo, pos_mode, acct_lv}],
   leverage [{account, instId, mgnMode, posSide, lever}],
+  load {instruments: N, positions: P}: N synthetic swaps SYN000001-USDT-SWAP...
+    (ctVal 10, 1 USD) and P open positions of them in every account (load tests),
   steps [{at, action, account, instId, mgnMode, posSide, side, sz, px, lever,
           pos, count}]
     at: ISO-8601 UTC or "+90s", "+2m", "+1h5m" from start

@@ -11,7 +11,6 @@ Private endpoints are never cached.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,9 @@ from typing import Any
 from posguard.okx import endpoints as ep
 
 CACHEABLE = {ep.INSTRUMENTS.path, ep.POSITION_TIERS.path, ep.CANDLES.path}
+# Larger answers are asked for again rather than kept: a cache is for small shared answers
+# (OKX lists a few hundred swaps; a candle page is 300 rows), not for a load test's 100k.
+MAX_RECORDS = 5_000
 
 
 class PublicCache:
@@ -45,13 +47,24 @@ class PublicCache:
                 self.misses += 1
                 return None
             self.hits += 1
-            # Callers may change what they get: each one receives its own copy.
-            return copy.deepcopy(found[1])
+            return _copy(found[1])
 
     def put(self, key: str, data: list[Any]) -> None:
+        if len(data) > MAX_RECORDS:
+            return
         with self._lock:
             now = self._clock()
             stale = [k for k, (at, _) in self._answers.items() if now - at > self.max_age]
             for old in stale:
                 del self._answers[old]
-            self._answers[key] = (now, copy.deepcopy(data))
+            self._answers[key] = (now, _copy(data))
+
+
+def _copy(data: list[Any]) -> list[Any]:
+    """Each caller gets records of its own to change. OKX records are flat (strings, and
+    candles are lists of strings), so a copy per record shares the immutable values: a
+    deep copy of a large instruments answer cost as much memory as the answer itself."""
+    return [
+        dict(item) if isinstance(item, dict) else list(item) if isinstance(item, list) else item
+        for item in data
+    ]

@@ -8,10 +8,11 @@ The transport is injectable: tests pass `httpx.MockTransport` or talk to the sim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -175,12 +176,18 @@ class OkxClient:
         endpoint: ep.Endpoint,
         params: Params | None = None,
         body: Record | list[Record] | None = None,
+        *,
+        keep: Collection[str] | None = None,
     ) -> list[Any]:
-        """Send one request and return its `data` array, or raise the error it carries."""
+        """Send one request and return its `data` array, or raise the error it carries.
+
+        `keep` names the fields a caller reads from the records: the others are dropped while
+        the answer is decoded, so a 100k-position answer never exists in memory twice over.
+        """
         if endpoint.private and not self._clock_synced:
             self.sync_clock()
         try:
-            return self._send(endpoint, params, body)
+            return self._send(endpoint, params, body, keep)
         except ClockSkewError:
             if not endpoint.private:
                 raise
@@ -190,19 +197,22 @@ class OkxClient:
                 self._offset_ms,
             )
             self.sync_clock()
-            return self._send(endpoint, params, body)
+            return self._send(endpoint, params, body, keep)
 
     def _send(
         self,
         endpoint: ep.Endpoint,
         params: Params | None,
         body: Record | list[Record] | None,
+        keep: Collection[str] | None = None,
     ) -> list[Any]:
         query = _query(params)
         request_path = endpoint.path + (f"?{query}" if query else "")
         cache_key = max_age = None
         if self._cache is not None and endpoint.path in CACHEABLE and body is None:
-            cache_key = f"{self.base_url}{request_path}"
+            # Trimmed answers are cached apart: another caller may read other fields.
+            fields = ",".join(sorted(keep)) if keep is not None else "*"
+            cache_key = f"{self.base_url}{request_path}|{fields}"
             max_age = self._cache.age_limit(
                 endpoint, {k: str(v) for k, v in (params or {}).items()}
             )
@@ -244,8 +254,17 @@ class OkxClient:
                 method=endpoint.method,
                 account=self.account_name,
             ) from exc
+        status = response.status_code
+        raw = response.content
+        # A big answer exists three times while decoding (bytes, text, objects): drop the
+        # bytes (httpx's response holds the only other reference) once they are text.
+        del response
+        answer: bytes | str = raw
+        with contextlib.suppress(UnicodeDecodeError):  # decode() reports it, with a snippet
+            answer = raw.decode("utf-8")
+        del raw
         try:
-            data = decode(response.content, ctx, http_status=response.status_code)
+            data = decode(answer, ctx, http_status=status, keep=keep)
         except RateLimitedError:
             self._limiter.penalize(key, endpoint.window_seconds)
             raise
@@ -311,9 +330,12 @@ class OkxClient:
         *,
         inst_family: str | None = None,
         inst_id: str | None = None,
+        keep: Collection[str] | None = None,
     ) -> list[Record]:
         return self.request(
-            ep.INSTRUMENTS, {"instType": inst_type, "instFamily": inst_family, "instId": inst_id}
+            ep.INSTRUMENTS,
+            {"instType": inst_type, "instFamily": inst_family, "instId": inst_id},
+            keep=keep,
         )
 
     def position_tiers(
@@ -352,23 +374,24 @@ class OkxClient:
         inst_type: str | None = None,
         inst_ids: Sequence[str] = (),
         pos_ids: Sequence[str] = (),
+        keep: Collection[str] | None = None,
     ) -> list[Record]:
         """Open positions (and zero-size records when asked by instId); no pagination."""
         if inst_ids:
             rows: list[Record] = []
             for chunk in _chunks(list(inst_ids), 10):  # OKX accepts up to 10 instIds
                 rows += self.request(
-                    ep.POSITIONS, {"instType": inst_type, "instId": ",".join(chunk)}
+                    ep.POSITIONS, {"instType": inst_type, "instId": ",".join(chunk)}, keep=keep
                 )
             return rows
         if pos_ids:
             rows = []
             for chunk in _chunks(list(pos_ids), 20):  # and up to 20 posIds
                 rows += self.request(
-                    ep.POSITIONS, {"instType": inst_type, "posId": ",".join(chunk)}
+                    ep.POSITIONS, {"instType": inst_type, "posId": ",".join(chunk)}, keep=keep
                 )
             return rows
-        return self.request(ep.POSITIONS, {"instType": inst_type})
+        return self.request(ep.POSITIONS, {"instType": inst_type}, keep=keep)
 
     def positions_history(
         self,

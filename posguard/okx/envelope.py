@@ -7,6 +7,7 @@ subclass whose message names the call, the account, OKX's code and message, and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,8 @@ class CallContext:
         return f"OKX {self.method} {self.path}{who}"
 
 
-def _snippet(raw: bytes, limit: int = 120) -> str:
-    text = raw[:limit].decode("utf-8", errors="replace")
+def _snippet(raw: bytes | str, limit: int = 120) -> str:
+    text = raw[:limit] if isinstance(raw, str) else raw[:limit].decode("utf-8", errors="replace")
     return text + ("..." if len(raw) > limit else "")
 
 
@@ -138,10 +139,24 @@ def _raise_item_errors(data: list[Any], ctx: CallContext, http_status: int) -> N
             )
 
 
-def decode(raw: bytes, ctx: CallContext, *, http_status: int) -> list[Any]:
-    """Parse a response body and unwrap its envelope."""
+def _trimmer(keep: Collection[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    fields = tuple(keep)
+
+    def trim(obj: dict[str, Any]) -> dict[str, Any]:
+        # Records carry instId; the envelope and error objects do not and stay whole.
+        if "instId" not in obj:
+            return obj
+        return {k: obj[k] for k in fields if k in obj}
+
+    return trim
+
+
+def decode(
+    raw: bytes | str, ctx: CallContext, *, http_status: int, keep: Collection[str] | None = None
+) -> list[Any]:
+    """Parse a response body and unwrap its envelope (records trimmed to `keep`, if given)."""
     try:
-        payload = json.loads(raw)
+        payload = json.loads(raw, object_hook=_trimmer(keep) if keep is not None else None)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         if http_status == 429:
             raise error_for(ctx, http_status=429, code=None, okx_msg="Too Many Requests") from exc

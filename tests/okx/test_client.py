@@ -6,6 +6,7 @@ import json
 from urllib.parse import parse_qs
 
 import httpx
+import pandas as pd
 import pytest
 
 from posguard.errors import (
@@ -18,7 +19,11 @@ from posguard.errors import (
     TransientExchangeError,
     is_retryable,
 )
+from posguard.frames import parse_positions
+from posguard.okx.envelope import CallContext, decode
 from posguard.okx.signing import okx_timestamp, verify
+from posguard.snapshot import POSITION_FIELDS
+from tests.conftest import SAMPLES
 from tests.helpers import (
     FAKE_KEY,
     FAKE_PASSPHRASE,
@@ -362,3 +367,24 @@ def test_long_instid_lists_are_chunked_to_okx_limits() -> None:
         client.leverage_info("cross", ids)
     assert len(fake.requests_to(POSITIONS)) == 3  # 10 per request
     assert len(fake.requests_to("/api/v5/account/leverage-info")) == 2  # 20 per request
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["positions_ccxt_1.json", "positions_ccxt_3_inverse_cross.json", "positions_okxdocs.json"],
+)
+def test_records_trimmed_while_decoding_parse_the_same(name: str) -> None:
+    raw = (SAMPLES / name).read_bytes()
+    ctx = CallContext("GET", "/api/v5/account/positions")
+    whole = decode(raw, ctx, http_status=200)
+    trimmed = decode(raw, ctx, http_status=200, keep=POSITION_FIELDS)
+    assert all(set(r) <= POSITION_FIELDS for r in trimmed)
+    assert len(set(whole[0])) > len(set(trimmed[0]))  # something was dropped
+    pd.testing.assert_frame_equal(parse_positions(whole), parse_positions(trimmed))
+
+
+def test_an_error_envelope_is_not_trimmed_away() -> None:
+    raw = json.dumps({"code": "50113", "msg": "Invalid Sign", "data": []}).encode()
+    ctx = CallContext("GET", "/api/v5/account/positions")
+    with pytest.raises(AuthError, match="50113"):
+        decode(raw, ctx, http_status=401, keep=POSITION_FIELDS)

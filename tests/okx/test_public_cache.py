@@ -7,7 +7,7 @@ import pytest
 
 from posguard.errors import RateLimitedError
 from posguard.okx import OkxClient
-from posguard.okx.cache import PublicCache
+from posguard.okx.cache import MAX_RECORDS, PublicCache
 from posguard.okx.ratelimit import NoRateLimit
 from tests.helpers import FakeClock, FakeOkx, account, answer, envelope
 
@@ -80,4 +80,14 @@ def test_errors_are_not_cached() -> None:
         with pytest.raises(RateLimitedError, match="50011"):
             okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
         assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)[0][4] == "1.93"
+    assert len(fake.requests_to(CANDLES)) == 2
+
+
+def test_large_answers_are_not_kept() -> None:
+    fake, clock = fake_exchange(), FakeClock()
+    fake.routes[CANDLES] = lambda _r: answer(envelope([list(BAR)] * (MAX_RECORDS + 1)))
+    cache = PublicCache(clock=clock)
+    with client(fake, cache) as okx:
+        okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
+        okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
     assert len(fake.requests_to(CANDLES)) == 2
