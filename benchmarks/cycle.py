@@ -26,6 +26,7 @@ import argparse
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import resource
@@ -471,6 +472,19 @@ def main() -> None:
     flat = [sum(r["seconds"].values()) / r["size"] for r in rows if r["size"] >= 1_000]
     if len(flat) >= 2:
         print(f"cost per position, largest / smallest from 1k: {max(flat) / min(flat):.2f}x")
+    # The average mixes in the per-cycle fixed costs (GX's run, artifacts); the cost of one
+    # more position is the slope between sizes.
+    ordered = sorted((r for r in rows if r["size"] >= 1_000), key=lambda r: r["size"])
+    slopes = [
+        (sum(b["seconds"].values()) - sum(a["seconds"].values())) / (b["size"] - a["size"])
+        for a, b in itertools.pairwise(ordered)
+    ]
+    if slopes:
+        shown = ", ".join(f"{s * 1e6:.0f} us" for s in slopes)
+        print(
+            f"marginal cost per position between sizes from 1k: {shown} "
+            f"(largest / smallest {max(slopes) / min(slopes):.2f}x)"
+        )
 
 
 if __name__ == "__main__":
