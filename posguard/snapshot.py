@@ -23,8 +23,8 @@ from posguard.okx import OkxClient, Record
 logger = logging.getLogger("posguard.snapshot")
 
 # What parse_positions reads: the rest of OKX's ~60 fields per record is dropped on decoding.
-POSITION_FIELDS = frozenset(POSITIONS.names)
-INSTRUMENT_FIELDS = frozenset(INSTRUMENTS.names)
+POSITION_FIELDS = frozenset(POSITIONS.wire_names)
+INSTRUMENT_FIELDS = frozenset(INSTRUMENTS.wire_names)
 
 
 def fetch_instruments(client: OkxClient, inst_type: str = "SWAP") -> pd.DataFrame:

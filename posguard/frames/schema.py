@@ -45,6 +45,11 @@ class Schema:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def wire_names(self) -> list[str]:
+        """The OKX fields the columns are read from (what a trimmed answer must keep)."""
+        return [c.wire for c in self.columns]
+
     def dtypes(self) -> dict[str, str]:
         return {c.name: DTYPES[c.kind] for c in self.columns}
 

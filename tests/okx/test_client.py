@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -19,10 +21,10 @@ from posguard.errors import (
     TransientExchangeError,
     is_retryable,
 )
-from posguard.frames import parse_positions
+from posguard.frames import parse_instruments, parse_positions
 from posguard.okx.envelope import CallContext, decode
 from posguard.okx.signing import okx_timestamp, verify
-from posguard.snapshot import POSITION_FIELDS
+from posguard.snapshot import INSTRUMENT_FIELDS, POSITION_FIELDS
 from tests.conftest import SAMPLES
 from tests.helpers import (
     FAKE_KEY,
@@ -370,17 +372,27 @@ def test_long_instid_lists_are_chunked_to_okx_limits() -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["positions_ccxt_1.json", "positions_ccxt_3_inverse_cross.json", "positions_okxdocs.json"],
+    ("name", "fields", "parse"),
+    [
+        ("positions_ccxt_1.json", POSITION_FIELDS, parse_positions),
+        ("positions_ccxt_3_inverse_cross.json", POSITION_FIELDS, parse_positions),
+        ("positions_okxdocs.json", POSITION_FIELDS, parse_positions),
+        # Instruments rename OKX's `lever` to maxLever: the wire name is what must be kept.
+        ("instruments_swap_ccxt_markets_info.json", INSTRUMENT_FIELDS, parse_instruments),
+    ],
 )
-def test_records_trimmed_while_decoding_parse_the_same(name: str) -> None:
+def test_records_trimmed_while_decoding_parse_the_same(
+    name: str, fields: frozenset[str], parse: Callable[[list[Any]], pd.DataFrame]
+) -> None:
     raw = (SAMPLES / name).read_bytes()
-    ctx = CallContext("GET", "/api/v5/account/positions")
+    if not raw.lstrip().startswith(b"{"):  # a bare data array: wrap it in an envelope
+        raw = b'{"code":"0","msg":"","data":' + raw + b"}"
+    ctx = CallContext("GET", "/api/v5/test")
     whole = decode(raw, ctx, http_status=200)
-    trimmed = decode(raw, ctx, http_status=200, keep=POSITION_FIELDS)
-    assert all(set(r) <= POSITION_FIELDS for r in trimmed)
+    trimmed = decode(raw, ctx, http_status=200, keep=fields)
+    assert all(set(r) <= fields for r in trimmed)
     assert len(set(whole[0])) > len(set(trimmed[0]))  # something was dropped
-    pd.testing.assert_frame_equal(parse_positions(whole), parse_positions(trimmed))
+    pd.testing.assert_frame_equal(parse(whole), parse(trimmed))
 
 
 def test_an_error_envelope_is_not_trimmed_away() -> None:
