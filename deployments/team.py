@@ -16,6 +16,7 @@ from types import TracebackType
 import psycopg
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.exceptions import ObjectAlreadyExists
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
@@ -145,6 +146,11 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
         tags=["posguard"],
         parameters={"policy": settings.drift.heal},
         interval=settings.schedules.reconcile_seconds if scheduled else None,
+        # A round over hundreds of accounts can outlast the interval: the next scheduled
+        # round is cancelled rather than piled on top of the running one.
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
         **common,
     )
     names += ["guard-batch/all", "guard-accounts/all"]
