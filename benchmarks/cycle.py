@@ -42,7 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.simulator import ROOT, start_simulator
+
 ACCOUNT = {
     "name": "bench",
     "api_key": "bench-key",
@@ -53,59 +54,18 @@ ACCOUNT = {
 STAGES = ["fetch", "parse", "validate", "reconcile", "persist", "publish"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_simulator(size: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    scenario = folder / "load.json"
-    scenario.write_text(
-        json.dumps(
-            {
-                "name": f"load-{size}",
-                # Wall time: each cycle's snapshot is newer than the last (the engine drops
-                # older ones), however long a pass takes.
-                "clock": "wall",
-                "accounts": [ACCOUNT],
-                "load": {"instruments": max(size, 1), "positions": size},
-            }
-        )
+def start_load(size: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    return start_simulator(
+        {
+            "name": f"load-{size}",
+            # Wall time: each cycle's snapshot is newer than the last (the engine drops older
+            # ones), however long a pass takes.
+            "clock": "wall",
+            "accounts": [ACCOUNT],
+            "load": {"instruments": max(size, 1), "positions": size},
+        },
+        folder,
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "posguard.cli",
-            "sim",
-            "--scenario",
-            str(scenario),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "sim.log").open("wb"),
-        cwd=ROOT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the simulator exited: {(folder / 'sim.log').read_text()[-2000:]}")
-        try:
-            httpx.get(f"{base_url}/api/v5/public/time", timeout=2).raise_for_status()
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        else:
-            return process, base_url
-    process.kill()
-    raise RuntimeError("the simulator did not answer within 300 s")
 
 
 # -- the bare baseline: what a plain script would do -----------------------------------------
@@ -317,7 +277,7 @@ def seed_registry() -> None:
 def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
     """Runs in its own process: prints one JSON line with this size's figures."""
     folder = Path(tempfile.mkdtemp(prefix=f"posguard-cycle-{size}-"))
-    sim, base_url = start_simulator(size, folder)
+    sim, base_url = start_load(size, folder)
     try:
         registry_file = folder / "registry.db"
         url = registry_url or f"sqlite:///{registry_file}"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,14 +26,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.simulator import ROOT, free_port, start_simulator
+
 ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def accounts(count: int) -> list[dict[str, Any]]:
@@ -48,43 +42,6 @@ def accounts(count: int) -> list[dict[str, Any]]:
         }
         for n in range(count)
     ]
-
-
-def start_simulator(
-    specs: list[dict[str, Any]], positions: int, folder: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
-
-    scenario = folder / "team-load.json"
-    scenario.write_text(
-        json.dumps(
-            {
-                "name": "team-load",
-                "clock": "wall",
-                "accounts": specs,
-                "load": {"instruments": positions, "positions": positions},
-            }
-        )
-    )
-    port = free_port()
-    command = [sys.executable, "-m", "posguard.cli", "sim", "--scenario", str(scenario)]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "sim.log").open("wb"),
-        cwd=ROOT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base_url}/api/v5/public/time", timeout=2).raise_for_status()
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        else:
-            return process, base_url
-    process.kill()
-    raise RuntimeError("the simulator did not start")
 
 
 def write_config(
@@ -139,7 +96,15 @@ def run_once(
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{registry_db}"')
     specs = accounts(count)
-    sim, base_url = start_simulator(specs, positions, folder)
+    sim, base_url = start_simulator(
+        {
+            "name": "team-load",
+            "clock": "wall",
+            "accounts": specs,
+            "load": {"instruments": positions, "positions": positions},
+        },
+        folder,
+    )
     try:
         config = write_config(
             folder,

@@ -1,0 +1,53 @@
+"""The simulator in a process of its own, for benchmarks that must not share its CPU time or
+memory with what they measure."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_simulator(
+    scenario: dict[str, Any], folder: Path, timeout: float = 300
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`posguard sim` playing `scenario` on a free port; returns the process and its URL
+    once it answers (a large `load` takes a while to open)."""
+    path = folder / "scenario.json"
+    path.write_text(json.dumps(scenario))
+    port = free_port()
+    log = folder / "sim.log"
+    command = [sys.executable, "-m", "posguard.cli", "sim", "--scenario", str(path)]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        cwd=ROOT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the simulator exited: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(f"{base_url}/api/v5/public/time", timeout=2).raise_for_status()
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        else:
+            return process, base_url
+    process.kill()
+    raise RuntimeError(f"the simulator did not answer within {timeout:.0f} s")
