@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.simulator import ROOT, start_simulator
+from benchmarks.simulator import ROOT, seed_registry, start_simulator
 
 ACCOUNT = {
     "name": "bench",
@@ -250,30 +250,6 @@ def split(seconds: dict[str, float], timings: dict[str, float]) -> dict[str, flo
     return out
 
 
-def seed_registry() -> None:
-    """The registry holds the exchange's book (the steady state the cycle then checks)."""
-    from posguard import frames
-    from posguard.snapshot import POSITION_FIELDS
-    from tasks.context import okx, registry
-
-    with okx("bench") as client:
-        book = client.positions(inst_type="SWAP", keep=POSITION_FIELDS)
-        seed = frames.parse_positions(book, account="bench")
-    with registry() as store:
-        store.write_many(
-            {
-                "account": "bench",
-                "inst_id": r.instId,
-                "pos_side": r.posSide,
-                "mgn_mode": r.mgnMode,
-                "pos": f"{r.pos:.10g}",
-                "pos_id": r.posId,
-                "c_time": int(r.cTime),
-            }
-            for r in seed.itertuples()
-        )
-
-
 def one_size(size: int, registry_url: str | None) -> dict[str, Any]:
     """Runs in its own process: prints one JSON line with this size's figures."""
     folder = Path(tempfile.mkdtemp(prefix=f"posguard-cycle-{size}-"))
@@ -369,7 +345,9 @@ def main() -> None:
     parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
-        seed_registry()
+        from tasks.context import settings
+
+        seed_registry(settings(), ["bench"])
         return
     if args.one is not None:
         print(json.dumps(one_size(args.one, args.registry_url)))

@@ -51,3 +51,30 @@ def start_simulator(
             return process, base_url
     process.kill()
     raise RuntimeError(f"the simulator did not answer within {timeout:.0f} s")
+
+
+def seed_registry(settings: Any, accounts: list[str]) -> None:
+    """The registry holds each account's book as the exchange shows it: the steady state a
+    benchmark's cycles then check (nothing drifting)."""
+    from posguard import frames
+    from posguard.okx import OkxClient
+    from posguard.registry import Registry
+    from posguard.snapshot import POSITION_FIELDS
+
+    with Registry(settings.resolved_registry_url) as registry:
+        for name in accounts:
+            with OkxClient.for_account(settings, name) as client:
+                records = client.positions(inst_type="SWAP", keep=POSITION_FIELDS)
+            book = frames.parse_positions(records, account=name)
+            registry.write_many(
+                {
+                    "account": name,
+                    "inst_id": r.instId,
+                    "pos_side": r.posSide,
+                    "mgn_mode": r.mgnMode,
+                    "pos": f"{r.pos:.10g}",
+                    "pos_id": r.posId,
+                    "c_time": int(r.cTime),
+                }
+                for r in book.itertuples()
+            )

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.simulator import ROOT, free_port, start_simulator
+from benchmarks.simulator import ROOT, free_port, seed_registry, start_simulator
 
 ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
 
@@ -61,29 +61,6 @@ def write_config(
         f'[team]\nprefect_database_url = "{prefect_url}"\n'
     )
     return config
-
-
-def seed_registry(settings: Any) -> None:
-    from posguard import frames
-    from posguard.okx import OkxClient
-    from posguard.registry import Registry
-
-    with Registry(settings.resolved_registry_url) as registry:
-        for name in sorted(settings.accounts):
-            with OkxClient.for_account(settings, name) as client:
-                book = frames.parse_positions(client.positions(inst_type="SWAP"), account=name)
-            registry.write_many(
-                {
-                    "account": name,
-                    "inst_id": r.instId,
-                    "pos_side": r.posSide,
-                    "mgn_mode": r.mgnMode,
-                    "pos": f"{r.pos:.10g}",
-                    "pos_id": r.posId,
-                    "c_time": int(r.cTime),
-                }
-                for r in book.itertuples()
-            )
 
 
 def run_once(
@@ -126,7 +103,7 @@ def run_once(
 
         settings = load_settings(config)
         reload_settings()
-        seed_registry(settings)
+        seed_registry(settings, sorted(settings.accounts))
         options = TeamOptions.from_settings(settings, config)
         options.workers = workers
         options.port = free_port()
