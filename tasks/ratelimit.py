@@ -21,7 +21,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import rate_limit
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from posguard.okx.ratelimit import SHARED_LIMITER, RateLimiter
+from posguard.okx.ratelimit import RateLimiter
 
 
 def limit_name(key: str) -> str:
@@ -32,23 +32,20 @@ def limit_name(key: str) -> str:
 
 
 class HostRateLimiter(RateLimiter):
-    """The process's limiter, plus a Prefect rate limit for IP-scoped keys."""
+    """The process's limiter (the flows' clients all use this one instance), plus a Prefect
+    rate limit for IP-scoped keys."""
 
-    def __init__(self, local: RateLimiter = SHARED_LIMITER) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._local = local
         self._ensured: set[str] = set()
         self._ensure_lock = threading.Lock()
 
     def acquire(self, key: str, limit: int, window_seconds: float) -> float:
-        waited = self._local.acquire(key, limit, window_seconds)
+        waited = super().acquire(key, limit, window_seconds)
         if key.startswith("ip:"):
             name = self._ensure(key, limit, window_seconds)
             rate_limit(name, occupy=1, timeout_seconds=120, strict=True)
         return waited
-
-    def penalize(self, key: str, seconds: float) -> None:
-        self._local.penalize(key, seconds)
 
     def _ensure(self, key: str, limit: int, window_seconds: float) -> str:
         name = limit_name(key)

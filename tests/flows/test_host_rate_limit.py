@@ -6,7 +6,6 @@ import time
 
 from prefect.client.orchestration import get_client
 
-from posguard.okx.ratelimit import RateLimiter
 from tasks.ratelimit import HostRateLimiter, limit_name
 
 TIERS_KEY = "ip:127.0.0.1:9:/api/v5/public/position-tiers"
@@ -15,7 +14,7 @@ TIERS_KEY = "ip:127.0.0.1:9:/api/v5/public/position-tiers"
 def test_ip_keys_take_a_prefect_rate_limit_slot_and_account_keys_do_not(
     prefect_server: None,
 ) -> None:
-    limiter = HostRateLimiter(local=RateLimiter())
+    limiter = HostRateLimiter()
     limiter.acquire("uid:main:/api/v5/account/positions", 10, 2.0)
     started = time.monotonic()
     for _ in range(7):  # a burst of 5, then slots come back at 2.5 per second
