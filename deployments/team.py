@@ -6,8 +6,11 @@ Everything here is Prefect's own distributed setup; posguard only writes the set
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,10 +233,6 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 
 def team_up(settings: Settings, config: Path | None, *, scheduled: bool = True) -> int:
     """`posguard team up`: server, workers, alerting and deployments; hold until stopped."""
-    import os
-    import signal
-    import time
-
     from deployments.alerting import ensure_alerting
 
     if not settings.accounts:
