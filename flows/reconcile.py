@@ -50,7 +50,7 @@ def reconcile_positions(
             )
             expectations = report.to_json()
         outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
-        alerts = publish_drift(account, outcome.events)
+        alerts = publish_drift(account, outcome.stored)
         held_until = time.time()
     summary = {
         "account": account,

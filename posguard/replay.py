@@ -3,6 +3,11 @@
 No network and no Prefect: each `sync` step's envelopes are parsed by `posguard.frames`,
 reconciled by `posguard.reconcile.run_cycle` against a registry (a temporary SQLite file
 unless told otherwise), exactly as the scheduled flow does.
+
+The registry's clock is the timeline's: a `registry_write` is recorded at its `at` (what the
+race guard compares), and the bot's own, possibly skewed, time may be given as `updatedAt`.
+A `sync` may list members whose pages were cut short in `truncated` (e.g.
+`["positions_history"]`): their records are complete only back to the oldest one given.
 """
 
 from __future__ import annotations
@@ -32,6 +37,16 @@ SYNC_MEMBERS = {
 
 class TimelineError(PosguardError):
     """The timeline cannot be replayed; the message names the step and the member."""
+
+
+class StepClock:
+    """The registry's clock during a replay: the time of the step being replayed."""
+
+    def __init__(self) -> None:
+        self.now_ms = 0
+
+    def __call__(self) -> int:
+        return self.now_ms
 
 
 @dataclass
@@ -116,6 +131,9 @@ def _registry_write(registry: Registry, account: str, row: Any, at_ms: int, wher
     for name in ("instId", "pos"):
         if row.get(name) in (None, ""):
             raise TimelineError(f"{where}: member {name!r} is required")
+    claimed = at_ms
+    if row.get("updatedAt") not in (None, ""):
+        claimed = _instant(row["updatedAt"], f"{where} updatedAt")
     try:
         registry.write(
             account,
@@ -127,7 +145,7 @@ def _registry_write(registry: Registry, account: str, row: Any, at_ms: int, wher
             lever=row.get("lever"),
             pos_id=row.get("posId"),
             c_time=int(row["cTime"]) if row.get("cTime") not in (None, "") else None,
-            at_ms=at_ms,
+            at_ms=claimed,
         )
     except (PosguardError, ValueError) as exc:
         raise TimelineError(f"{where}: {exc}") from None
@@ -169,14 +187,15 @@ def _member(name: str, value: Any, where: str) -> tuple[pd.DataFrame | None, str
 def replay(
     timeline: Timeline,
     *,
-    registry: Registry | None = None,
+    registry_url: str | None = None,
     on_skip: Callable[[str], None] = lambda _message: None,
 ) -> Iterator[DriftEvent]:
-    """Replay a timeline, yielding events in time order."""
+    """Replay a timeline, yielding events in time order (a temporary SQLite registry unless
+    `registry_url` names one; its clock follows the timeline)."""
     with tempfile.TemporaryDirectory(prefix="posguard-replay-") as folder:
-        owned = registry is None
-        store = registry or Registry(sqlite_url(Path(folder) / "registry.db"))
-        try:
+        clock = StepClock()
+        url = registry_url or sqlite_url(Path(folder) / "registry.db")
+        with Registry(url, clock=clock) as store:
             for index, row in enumerate(timeline.registry):
                 where = f"registry[{index}]"
                 at_ms = (
@@ -184,21 +203,29 @@ def replay(
                     if isinstance(row, dict) and row.get("updatedAt")
                     else 0
                 )
+                clock.now_ms = at_ms
                 _registry_write(store, timeline.account, row, at_ms, where)
-            yield from _steps(store, timeline, on_skip)
-        finally:
-            if owned:
-                store.close()
+            yield from _steps(store, clock, timeline, on_skip)
+
+
+def _covers_from(frame: pd.DataFrame | None, stamps: str, at_ms: int) -> int:
+    """Where a truncated member's records begin: nothing older was read."""
+    if frame is None or frame.empty:
+        return at_ms
+    if stamps == "fills":
+        return int(frame["fillTime"].fillna(frame["ts"]).min())
+    return int(frame["uTime"].min())
 
 
 def _steps(
-    store: Registry, timeline: Timeline, on_skip: Callable[[str], None]
+    store: Registry, clock: StepClock, timeline: Timeline, on_skip: Callable[[str], None]
 ) -> Iterator[DriftEvent]:
     for index, step in enumerate(timeline.steps):
         where = f"step {index}"
         if not isinstance(step, dict):
             raise TimelineError(f"{where}: a step is an object")
         at_ms = _instant(step.get("at"), where)
+        clock.now_ms = at_ms
         actions = [k for k in ("sync", "registry_write") if k in step]
         if len(actions) != 1:
             raise TimelineError(f"{where}: needs exactly one of 'sync' or 'registry_write'")
@@ -218,6 +245,17 @@ def _steps(
                 parsed[name] = frame
                 if failure:
                     failures.append(failure)
+        truncated = sync.get("truncated", [])
+        if not isinstance(truncated, list) or not set(truncated) <= set(SYNC_MEMBERS):
+            raise TimelineError(
+                f"{where} (sync): 'truncated' lists members among {', '.join(SYNC_MEMBERS)}"
+            )
+        history = parsed.get("positions_history")
+        fills = parsed.get("fills")
+        history_from = (
+            _covers_from(history, "history", at_ms) if "positions_history" in truncated else None
+        )
+        fills_from = _covers_from(fills, "fills", at_ms) if "fills" in truncated else None
         if "positions" not in sync:
             on_skip(f"{where} at {step['at']}: no positions member, nothing to reconcile")
             continue
@@ -226,9 +264,11 @@ def _steps(
             timeline.account,
             at_ms,
             positions=parsed.get("positions"),
-            history=parsed.get("positions_history"),
-            fills=parsed.get("fills"),
+            history=history,
+            fills=fills,
             failures=failures,
+            history_covers_from_ms=history_from,
+            fills_covers_from_ms=fills_from,
             lot_sizes=timeline.lot_sizes,
             settings=timeline.settings,
         )

@@ -109,6 +109,7 @@ class DriftConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     confirm_after: int = Field(default=2, ge=1)
+    confirm_interval_seconds: float = Field(default=20.0, ge=0)
     grace_seconds: float = Field(default=5.0, ge=0)
     lookback_seconds: float = Field(default=3600.0, ge=0)
     escalate_after: int = Field(default=10, ge=1)

@@ -9,6 +9,7 @@ instrument cannot hide the others' leverage.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -42,6 +43,9 @@ class AccountSnapshot:
     positions: pd.DataFrame
     leverage_info: pd.DataFrame
     leverage_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The same moment on the registry's clock, when one was given: the race guard compares
+    # registry writes with it (the bot's clock and OKX's need not agree).
+    registry_started_ms: int | None = None
 
 
 def fetch_leverage_info(
@@ -75,11 +79,16 @@ def fetch_leverage_info(
 
 
 def fetch_snapshot(
-    client: OkxClient, *, inst_type: str | None = "SWAP", config: AccountConfig | None = None
+    client: OkxClient,
+    *,
+    inst_type: str | None = "SWAP",
+    config: AccountConfig | None = None,
+    registry_clock: Callable[[], int] | None = None,
 ) -> AccountSnapshot:
     account = client.account_name or "public"
     if config is None:
         config = frames.parse_account_config([client.account_config()])
+    registry_started = registry_clock() if registry_clock is not None else None
     started = client.now_ms()
     records = client.positions(inst_type=inst_type, keep=POSITION_FIELDS)
     positions = frames.parse_positions(records, account=account)
@@ -91,7 +100,9 @@ def fetch_snapshot(
         failures=failures,
         portfolio_margin=config.portfolio_margin,
     )
-    return AccountSnapshot(account, started, config, resolved, leverage_info, failures)
+    return AccountSnapshot(
+        account, started, config, resolved, leverage_info, failures, registry_started
+    )
 
 
 def fetch_candles(

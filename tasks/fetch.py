@@ -9,7 +9,7 @@ from prefect import task
 
 from posguard import frames, snapshot
 from posguard.snapshot import AccountSnapshot, fetch_snapshot
-from tasks.context import okx, settings
+from tasks.context import okx, registry, settings
 from tasks.retry import RETRYING
 
 
@@ -34,8 +34,8 @@ def fetch_account_state(account: str) -> AccountState:
     Any failure fails the task (and so the cycle): a partial read is "not observed".
     """
     lookback_ms = int(settings().drift.lookback_seconds * 1000)
-    with okx(account) as client:
-        snapshot = fetch_snapshot(client)
+    with okx(account) as client, registry() as store:
+        snapshot = fetch_snapshot(client, registry_clock=store.clock_ms)
         since = snapshot.started_ms - lookback_ms
         history = frames.parse_positions_history(
             client.positions_history(inst_type="SWAP", before_ms=since)

@@ -16,6 +16,7 @@ def drift_settings(policy: str | None = None) -> DriftSettings:
     config = settings().drift
     return DriftSettings(
         confirm_after=config.confirm_after,
+        confirm_interval_seconds=config.confirm_interval_seconds,
         grace_seconds=config.grace_seconds,
         lookback_seconds=config.lookback_seconds,
         escalate_after=config.escalate_after,
@@ -47,6 +48,7 @@ def reconcile_account(
             lot_sizes=lot_sizes,
             settings=drift_settings(policy),
             run_id=run_id,
+            registry_at_ms=state.snapshot.registry_started_ms,
         )
 
 

@@ -3,56 +3,87 @@
 Pure: frames and the engine's memory in, events, memory and heal actions out. The rules are
 design.md's "Reconciliation rules"; the vocabulary is replay-format.md's.
 
-1. The diff runs over the union of registry keys and exchange keys.
-2. A cycle with any failed fetch draws no conclusion (never "flat").
+1. The diff runs over the union of registry keys and exchange keys, closed registry rows
+   (pos 0) included: a position appearing on a key the bot closed is a new life on a known row.
+2. A cycle with any failed fetch draws no conclusion (never "flat"); so does an answer that
+   lists one position twice.
 3. A snapshot older than the last one applied is dropped (venue-clock ratchet).
-4. A key the registry changed at or after the snapshot (or within the grace window before
-   it) is skipped this cycle: the bot is acting on it.
-5. A discrepancy is `suspected` first; a second consecutive observation confirms it, and so
-   does evidence (positions-history, fills, a new cTime).
+4. A key the registry recorded a write for at or after the snapshot began, or within the
+   grace window before it, is skipped this cycle: the bot is acting on it. Both times are
+   on the registry's own clock, never the bot's host clock.
+5. What is compared is what the registry says: side, size, leverage, and the life (posId,
+   cTime) when the bot records it. A discrepancy is `suspected` first; it is `confirmed` by
+   `confirm_after` distinct observations at least `confirm_interval_seconds` apart, or at once
+   by evidence about the life the registry describes (a close of that life in
+   positions-history or fills, a newer life on its key) that is older than the grace window.
 6. Every event carries a cause.
 7. `heal` proposes compare-and-set writes; confirmed discrepancies that stay escalate once.
-8. Event ids are deterministic; the registry stores each once.
+8. Each discrepancy has an id from its first observation; its events derive from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from posguard.drift import evidence as ev
+from posguard.drift.evidence import Evidence, same_life
 from posguard.drift.model import (
     DriftEvent,
     DriftSettings,
     EngineMemory,
     HealAction,
     Key,
+    Life,
     Pending,
+    Seen,
+    digest,
     key_of,
+    key_text,
 )
 
 KEY = ["instId", "posSide", "mgnMode"]
-REGISTRY_COLUMNS = [*KEY, "pos", "avgPx", "lever", "version", "updated_at_ms", "posId", "cTime"]
+REGISTRY_COLUMNS = [
+    *KEY,
+    "pos",
+    "avgPx",
+    "lever",
+    "version",
+    "updated_at_ms",
+    "recorded_at_ms",
+    "posId",
+    "cTime",
+]
+EXCHANGE_COLUMNS = [*KEY, "pos", "lever", "posId", "cTime", "avgPx"]
 SIZE_EPSILON = 1e-9
 # Snapshot times are OKX time as each run measured its clock offset (to a few ms); two runs
 # within this much of each other are simultaneous, not one older than the other.
 RATCHET_TOLERANCE_MS = 1000
+# A registry write names the life alive when it was written; lives created this close to
+# the write are too close to tell apart, so such inference is not used as evidence.
+IDENTITY_TOLERANCE_MS = 1000
 
 
 @dataclass
 class CycleInput:
     account: str
-    at_ms: int  # when the snapshot began
+    at_ms: int  # when the snapshot began, on OKX's clock
     positions: pd.DataFrame | None  # parsed positions; None when the call failed
-    registry: pd.DataFrame  # REGISTRY_COLUMNS, as read after the snapshot
+    registry: pd.DataFrame  # REGISTRY_COLUMNS, every row (closed ones too), read after
     history: pd.DataFrame | None = None
     fills: pd.DataFrame | None = None
     lot_sizes: Mapping[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # fetches that failed this cycle
+    # When the snapshot began on the registry's clock (its `recorded_at_ms`); None: the
+    # registry's clock is OKX's (replays, the soak).
+    registry_at_ms: int | None = None
+    # Evidence pages cut short: older records than this may exist unread (None: complete).
+    history_covers_from_ms: int | None = None
+    fills_covers_from_ms: int | None = None
 
 
 @dataclass
@@ -61,6 +92,7 @@ class CycleResult:
     memory: EngineMemory
     heals: list[HealAction]
     skipped: str | None = None
+    guarded: list[Key] = field(default_factory=list)  # keys the bot was acting on
 
 
 def empty_registry() -> pd.DataFrame:
@@ -74,19 +106,25 @@ def empty_registry() -> pd.DataFrame:
             "lever": pd.Series([], dtype="float64"),
             "version": pd.Series([], dtype="int64"),
             "updated_at_ms": pd.Series([], dtype="int64"),
+            "recorded_at_ms": pd.Series([], dtype="int64"),
             "posId": pd.Series([], dtype="str"),
             "cTime": pd.Series([], dtype="Int64"),
         }
     )
 
 
-def _key_text(frame: pd.DataFrame) -> pd.Series:
+def _escaped(column: pd.Series) -> pd.Series:
+    return column.astype(str).str.replace("%", "%25").str.replace("|", "%7C")
+
+
+def key_texts(frame: pd.DataFrame) -> pd.Series:
+    """`key_text` for every row at once."""
     return (
-        frame["instId"].astype(str)
+        _escaped(frame["instId"])
         + "|"
-        + frame["posSide"].astype(str)
+        + _escaped(frame["posSide"])
         + "|"
-        + frame["mgnMode"].astype(str)
+        + _escaped(frame["mgnMode"])
     )
 
 
@@ -112,12 +150,8 @@ def _int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
-def _copy(memory: EngineMemory) -> EngineMemory:
-    return EngineMemory(
-        last_snapshot_ms=memory.last_snapshot_ms,
-        pending={k: replace(v) for k, v in memory.pending.items()},
-        identities=dict(memory.identities),
-    )
+def _pos_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) -> CycleResult:
@@ -136,126 +170,553 @@ def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) 
             skipped=f"snapshot of {cycle.at_ms} is older than the last applied "
             f"({memory.last_snapshot_ms}); dropped",
         )
-    state = _copy(memory)
-    exchange = cycle.positions[cycle.positions["is_open"]]
-    exchange = exchange[[*KEY, "pos", "lever", "posId", "cTime", "avgPx"]]
-    registry = cycle.registry[cycle.registry["pos"].abs() > SIZE_EPSILON]
-    merged = exchange.merge(
-        registry[REGISTRY_COLUMNS], on=KEY, how="outer", suffixes=("_ex", "_reg"), indicator=True
-    )
-    merged["key"] = _key_text(merged)
-    only_ex = (merged["_merge"] == "left_only").to_numpy()
-    only_reg = (merged["_merge"] == "right_only").to_numpy()
-    both = (merged["_merge"] == "both").to_numpy()
-    lot = merged["instId"].map(cycle.lot_sizes).astype("float64").fillna(0.0).to_numpy()
-    tolerance = np.maximum(lot / 2, SIZE_EPSILON)
-    pos_ex = merged["pos_ex"].to_numpy(dtype="float64")
-    pos_reg = merged["pos_reg"].to_numpy(dtype="float64")
-    size_diff = both & (np.abs(pos_ex - pos_reg) >= tolerance)
-    side_diff = (
-        both & (merged["posSide"] == "net").to_numpy() & (np.sign(pos_ex) * np.sign(pos_reg) < 0)
-    )
-    lever_ex = merged["lever_ex"].to_numpy(dtype="float64")
-    lever_reg = merged["lever_reg"].to_numpy(dtype="float64")
-    lever_diff = (
-        both & ~np.isnan(lever_ex) & ~np.isnan(lever_reg) & (np.abs(lever_ex - lever_reg) > 1e-9)
-    )
-    known = pd.Series({k: v[1] for k, v in state.identities.items()}, dtype="float64")
-    prior_c_time = (
-        merged["cTime_reg"]
-        .astype("float64")
-        .fillna(merged["key"].map(known).astype("float64"))
-        .to_numpy()
-    )
-    c_time_ex = merged["cTime_ex"].to_numpy(dtype="float64")
-    reopened = both & ~np.isnan(prior_c_time) & ~np.isnan(c_time_ex) & (c_time_ex != prior_c_time)
-    discrepant = only_ex | only_reg | size_diff | side_diff | lever_diff | reopened
-    # Guarded keys come from every registry row, closes ("0") included: a close the bot
-    # just wrote is as much "the bot acting on it" as an open.
-    grace_ms = settings.grace_seconds * 1000
-    recent = cycle.registry[cycle.registry["updated_at_ms"] >= cycle.at_ms - grace_ms]
-    guarded = set(_key_text(recent).tolist()) if not recent.empty else set()
-
-    keys = merged["key"].to_numpy(dtype=object)
-    visit = set(keys[discrepant]) | set(state.pending)
-    rows = {k: i for i, k in enumerate(keys) if k in visit}
-    events: list[DriftEvent] = []
-    heals: list[HealAction] = []
-    judge = _Judge(cycle, settings, merged, state)
-    for key_text in sorted(visit):
-        index = rows.get(key_text)
-        if key_text in guarded:
-            continue  # the bot touched this key during or just before the snapshot
-        if index is None:
-            finding: _Finding | None = None
-        elif reopened[index]:
-            finding = judge.reopened(index)
-        elif only_reg[index]:
-            finding = judge.removed(index)
-        elif only_ex[index]:
-            finding = judge.added(index)
-        elif side_diff[index]:
-            finding = _Finding("DRIFT_SIDE", "unknown", judge.snapshot_evidence(index), False)
-        elif size_diff[index]:
-            finding = judge.resized(index)
-        elif lever_diff[index]:
-            finding = _Finding(
-                "DRIFT_LEVER", "leverage_changed", judge.snapshot_evidence(index), False
-            )
-        else:
-            finding = None
-        new_events, heal = judge.step(key_text, index, finding)
-        events += new_events
-        if heal is not None:
-            heals.append(heal)
-    state.identities = {
-        k: [p if isinstance(p, str) else None, _int(c)]
-        for k, p, c in zip(
-            _key_text(exchange).tolist(),
-            exchange["posId"].tolist(),
-            exchange["cTime"].tolist(),
-            strict=True,
+    exchange = cycle.positions[cycle.positions["is_open"]][EXCHANGE_COLUMNS]
+    twice = exchange[exchange.duplicated(KEY, keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        return CycleResult(
+            [],
+            memory,
+            [],
+            skipped=f"not observed: the positions answer lists {first['instId']} "
+            f"{first['posSide']} {first['mgnMode']} more than once",
         )
-    }
-    state.last_snapshot_ms = max(cycle.at_ms, memory.last_snapshot_ms or cycle.at_ms)
-    return CycleResult(events, state, heals)
+    return _Cycle(cycle, memory, settings, exchange).run()
 
 
-@dataclass
-class _Finding:
-    kind: str
-    cause: str
-    evidence: dict[str, Any]
-    conclusive: bool  # evidence enough to confirm at first sight
-
-
-class _Judge:
-    """Per-key decisions; only keys that differ or are pending get here."""
+class _Cycle:
+    """One cycle's diff and per-key decisions."""
 
     def __init__(
         self,
         cycle: CycleInput,
+        memory: EngineMemory,
         settings: DriftSettings,
-        merged: pd.DataFrame,
-        state: EngineMemory,
+        exchange: pd.DataFrame,
     ) -> None:
         self.cycle = cycle
         self.settings = settings
+        self.state = memory.copy()
+        self.grace_ms = int(settings.grace_seconds * 1000)
+        self.evidence = Evidence(
+            cycle.history,
+            cycle.fills,
+            since_ms=cycle.at_ms - int(settings.lookback_seconds * 1000),
+            until_ms=cycle.at_ms,
+            history_covers_from_ms=cycle.history_covers_from_ms,
+            fills_covers_from_ms=cycle.fills_covers_from_ms,
+        )
+        registry_at = cycle.registry_at_ms if cycle.registry_at_ms is not None else cycle.at_ms
+        # Registry times mapped onto OKX's clock with the offset measured at snapshot start.
+        self.registry_offset_ms = cycle.at_ms - registry_at
+        self.registry_at_ms = registry_at
+        merged = exchange.merge(
+            cycle.registry[REGISTRY_COLUMNS],
+            on=KEY,
+            how="outer",
+            suffixes=("_ex", "_reg"),
+            indicator=True,
+        )
+        merged["key"] = key_texts(merged)
         self.merged = merged
-        self.state = state
-        self.since_ms = cycle.at_ms - int(settings.lookback_seconds * 1000)
+        self.events: list[DriftEvent] = []
+        self.heals: list[HealAction] = []
+
+    # -- the vectorized diff --------------------------------------------------------------------
+
+    def run(self) -> CycleResult:
+        merged = self.merged
+        ex_open = (merged["_merge"] != "right_only").to_numpy()
+        has_row = (merged["_merge"] != "left_only").to_numpy()
+        pos_ex = merged["pos_ex"].to_numpy(dtype="float64")
+        pos_reg = merged["pos_reg"].to_numpy(dtype="float64")
+        reg_open = has_row & (np.abs(np.nan_to_num(pos_reg)) > SIZE_EPSILON)
+        both = ex_open & reg_open
+        lot = merged["instId"].map(self.cycle.lot_sizes).astype("float64").fillna(0.0).to_numpy()
+        tolerance = np.maximum(lot / 2, SIZE_EPSILON)
+        net = (merged["posSide"] == "net").to_numpy()
+        side = both & net & (np.sign(pos_ex) * np.sign(pos_reg) < 0)
+        # Long/short legs are positive; their size is compared without sign.
+        gap = np.where(net, np.abs(pos_ex - pos_reg), np.abs(np.abs(pos_ex) - np.abs(pos_reg)))
+        size = both & ~side & (gap >= tolerance)
+        c_time_ex = merged["cTime_ex"].to_numpy(dtype="float64")
+        # The life the registry row describes, where that is known without a lookup: the
+        # one it records, or the one this row version was last seen agreeing with.
+        c_time_reg = merged["cTime_reg"].to_numpy(dtype="float64")
+        recorded_life = ~np.isnan(c_time_reg)
+        bound_version, bound_c_time = self._bindings()
+        versions = merged["version"].to_numpy(dtype="float64")
+        bound = ~recorded_life & (versions == bound_version) & ~np.isnan(bound_c_time)
+        described = np.where(recorded_life, c_time_reg, np.where(bound, bound_c_time, np.nan))
+        comparable = both & ~np.isnan(described) & ~np.isnan(c_time_ex)
+        # A newer life than the registry describes: the described one was closed. An older
+        # one: the answer lags what the bot (or an earlier answer) already showed.
+        behind = comparable & (c_time_ex < described)
+        other_life = comparable & (c_time_ex > described) & ~side & ~size
+        written = merged["recorded_at_ms"].fillna(merged["updated_at_ms"]).to_numpy(dtype="float64")
+        written = written + self.registry_offset_ms
+        # Rows written before the life the exchange shows began may describe an older one:
+        # looked up per key (history tells which lives there were).
+        maybe_other = (
+            both
+            & np.isnan(described)
+            & ~side
+            & ~size
+            & (c_time_ex > written + IDENTITY_TOLERANCE_MS)
+        )
+        lever_ex = merged["lever_ex"].to_numpy(dtype="float64")
+        lever_reg = merged["lever_reg"].to_numpy(dtype="float64")
+        lever = (
+            both
+            & ~side
+            & ~size
+            & ~other_life
+            & ~np.isnan(lever_ex)
+            & ~np.isnan(lever_reg)
+            & (np.abs(lever_ex - lever_reg) > 1e-9)
+        )
+        add = ex_open & ~reg_open
+        remove = reg_open & ~ex_open
+        kinds = np.full(len(merged), "", dtype=object)
+        kinds[add] = "DRIFT_ADD"
+        kinds[remove | other_life] = "DRIFT_REMOVE"
+        kinds[side] = "DRIFT_SIDE"
+        kinds[size] = "DRIFT_SIZE"
+        kinds[lever] = "DRIFT_LEVER"
+        kinds[behind] = ""
+        guarded = has_row & (
+            written - self.registry_offset_ms >= self.registry_at_ms - self.grace_ms
+        )
+
+        keys = merged["key"].to_numpy(dtype=object)
+        maybe_other &= ~guarded & ~lever
+        for candidate in np.flatnonzero(maybe_other).tolist():
+            if self._describes_older_life(candidate):
+                kinds[candidate] = "DRIFT_REMOVE"
+        discrepant = kinds != ""
+        visit = set(keys[discrepant | behind]) | set(self.state.pending)
+        rows = {k: i for i, k in enumerate(keys) if k in visit}
+        guarded_keys: list[Key] = []
+        for text in sorted(visit):
+            index = rows.get(text)
+            if index is not None and guarded[index]:
+                guarded_keys.append(key_of(text))
+                continue  # the bot is acting on this key: judge it next cycle
+            if index is not None and behind[index]:
+                continue  # the answer is older than what the bot recorded: no conclusion
+            self._judge(text, index, str(kinds[index]) if index is not None else "")
+        self._remember_seen(ex_open, discrepant | guarded | behind, reg_open)
+        last = self.state.last_snapshot_ms
+        self.state.last_snapshot_ms = max(self.cycle.at_ms, last or self.cycle.at_ms)
+        return CycleResult(self.events, self.state, self.heals, guarded=guarded_keys)
+
+    def _bindings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per merged row: the registry version bound to the life last seen, and its cTime."""
+        seen = self.state.seen
+        keys = self.merged["key"]
+        if not seen:
+            empty = np.full(len(keys), np.nan)
+            return empty, empty.copy()
+        versions = {k: v.bound_version for k, v in seen.items() if v.bound_version is not None}
+        c_times = {k: v.c_time for k, v in seen.items() if v.bound_version is not None}
+        return (
+            keys.map(versions).astype("float64").to_numpy(),
+            keys.map(c_times).astype("float64").to_numpy(),
+        )
+
+    def _describes_older_life(self, index: int) -> bool:
+        row = self.row(index)
+        key = key_of(str(row["key"]))
+        described, _ = self._registry_life(key, row, self.evidence.history_of(key))
+        current = self._exchange_life(row)
+        return (
+            described is not None
+            and current is not None
+            and not same_life(described, current)
+            and current[1] > described[1]
+        )
+
+    def _remember_seen(
+        self, ex_open: np.ndarray, unsettled: np.ndarray, reg_open: np.ndarray
+    ) -> None:
+        """Keep the life last seen open for every key that still matters, and bind a
+        registry version to it when the two agreed this cycle."""
+        merged = self.merged
+        previous = self.state.seen
+        seen: dict[str, Seen] = {}
+        at = self.cycle.at_ms
+        for text, is_open, pos_id, c_time, version, is_unsettled in zip(
+            merged["key"].tolist(),
+            ex_open.tolist(),
+            merged["posId_ex"].tolist(),
+            merged["cTime_ex"].tolist(),
+            merged["version"].tolist(),
+            unsettled.tolist(),
+            strict=True,
+        ):
+            if not is_open:
+                continue
+            life_c_time = _int(c_time)
+            if life_c_time is None:
+                continue
+            life_pos_id = _pos_id(pos_id)
+            old = previous.get(text)
+            bound = None
+            if not is_unsettled and _int(version) is not None:
+                bound = _int(version)
+            elif old is not None and same_life(old.life, (life_pos_id, life_c_time)):
+                bound = old.bound_version
+            seen[text] = Seen(life_pos_id, life_c_time, at, bound)
+        # A key gone from the exchange stays remembered while its registry row is open or a
+        # discrepancy is pending: that is what removal evidence is matched against.
+        keep = set(self.state.pending)
+        keep.update(merged["key"][reg_open].tolist())
+        for text in keep:
+            if text not in seen and text in previous:
+                seen[text] = previous[text]
+        self.state.seen = seen
+
+    # -- one key --------------------------------------------------------------------------------
 
     def row(self, index: int) -> dict[str, Any]:
         return dict(self.merged.iloc[index])
 
-    def snapshot_evidence(self, index: int) -> dict[str, Any]:
-        row = self.row(index)
+    def _judge(self, text: str, index: int | None, kind: str) -> None:
+        key = key_of(text)
+        pending = self.state.pending.get(text)
+        row = self.row(index) if index is not None else None
+        if pending is not None and pending.kind != kind:
+            self._resolve(text, key, pending, row)
+            pending = None
+        if not kind or row is None:
+            return
+        finding = self._find(key, kind, row)
+        if pending is None:
+            pending = self._open(text, key, kind, finding, row)
+            if pending is None:
+                return
+        else:
+            self._observe(key, pending, finding, row)
+
+    def _open(
+        self, text: str, key: Key, kind: str, finding: _Finding, row: dict[str, Any]
+    ) -> Pending | None:
+        at = self.cycle.at_ms
+        version = _int(row.get("version"))
+        pending = Pending(
+            id=digest(self.cycle.account, text, kind, at, version),
+            kind=kind,
+            cause=finding.cause,
+            first_ms=at,
+            last_ms=at,
+            count=1,
+            registry_version=version,
+            registry_life=list(finding.registry_life) if finding.registry_life else None,
+            exchange_life=list(finding.exchange_life) if finding.exchange_life else None,
+        )
+        self.state.pending[text] = pending
+        if finding.conclusive or self.settings.confirm_after <= 1:
+            self._confirm(key, pending, finding, row)
+        else:
+            self._emit(key, pending, "suspected", finding.cause, finding.evidence)
+        return pending
+
+    def _observe(self, key: Key, pending: Pending, finding: _Finding, row: dict[str, Any]) -> None:
+        at = self.cycle.at_ms
+        distinct = at - pending.last_ms >= self.settings.confirm_interval_seconds * 1000
+        if distinct:
+            pending.count += 1
+            pending.last_ms = at
+        if finding.exchange_life:
+            pending.exchange_life = list(finding.exchange_life)
+        if pending.confirmed:
+            if distinct and not pending.escalated and pending.count >= self.settings.escalate_after:
+                pending.escalated = True
+                evidence = {**finding.evidence, "observations": pending.count, "escalated": True}
+                self._emit(key, pending, "confirmed", pending.cause, evidence, "escalated")
+            return
+        if finding.conclusive or pending.count >= self.settings.confirm_after:
+            self._confirm(key, pending, finding, row)
+        else:
+            pending.cause = finding.cause  # newer evidence may name the cause better
+
+    def _confirm(self, key: Key, pending: Pending, finding: _Finding, row: dict[str, Any]) -> None:
+        cause = finding.cause
+        if not finding.conclusive and pending.kind == "DRIFT_ADD" and cause == "unknown":
+            cause = "external"  # seen twice on the exchange, never recorded by the bot
+        pending.confirmed = True
+        pending.cause = cause
+        evidence = {**finding.evidence, "observations": pending.count}
+        confirmed = self._emit(key, pending, "confirmed", cause, evidence)
+        if self.settings.heal == "heal":
+            self.heals.append(self._heal(key, pending, row, confirmed))
+
+    def _resolve(self, text: str, key: Key, pending: Pending, row: dict[str, Any] | None) -> None:
+        """The discrepancy is gone (or became another kind): say why, and forget it."""
+        del self.state.pending[text]
+        cause = self._resolution_cause(key, pending, row)
+        evidence = self._snapshot_evidence(row) if row is not None else {}
+        evidence["observations"] = pending.count
+        evidence["was"] = {
+            "status": "confirmed" if pending.confirmed else "suspected",
+            "cause": pending.cause,
+        }
+        self._emit(key, pending, "resolved", cause, evidence)
+
+    def _resolution_cause(self, key: Key, pending: Pending, row: dict[str, Any] | None) -> str:
+        version = None if row is None else _int(row.get("version"))
+        if version != pending.registry_version:
+            return "registry_lag"  # the bot wrote the key since: it caught up
+        if row is None or row["_merge"] == "right_only":
+            # Nothing on the exchange (any more): a position the bot never recorded was
+            # closed again, or never was.
+            if pending.kind == "DRIFT_ADD" and pending.exchange_life:
+                added: Life = (pending.exchange_life[0], int(pending.exchange_life[1]))
+                closed = ev.newest_record_of(self.evidence.history_of(key), added)
+                if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
+                    return ev.HISTORY_CAUSE[int(closed["type"])]
+            return "spurious" if pending.kind != "DRIFT_REMOVE" else "registry_lag"
+        life = self._exchange_life(row)
+        if pending.kind == "DRIFT_REMOVE":
+            before = pending.registry_life or pending.exchange_life
+            if before is not None and life is not None:
+                known = (before[0], int(before[1]))
+                return "spurious" if same_life(known, life) else "reopened"
+            if life is not None and life[1] > pending.first_ms:
+                return "reopened"  # opened after it went missing: a new life
+            return "spurious"  # it existed before it went missing: the same life
+        if pending.cause == "partial_fill":
+            return "partial_fill"
+        if pending.exchange_life and life is not None:
+            known = (pending.exchange_life[0], int(pending.exchange_life[1]))
+            if not same_life(known, life):
+                return "reopened"
+        return "spurious"
+
+    # -- what a discrepancy is about ------------------------------------------------------------
+
+    def _exchange_life(self, row: dict[str, Any]) -> Life | None:
+        c_time = _int(row.get("cTime_ex"))
+        return None if c_time is None else (_pos_id(row.get("posId_ex")), c_time)
+
+    def _written_ms(self, row: dict[str, Any]) -> int | None:
+        """When the registry row was last written, on OKX's clock."""
+        recorded = _int(row.get("recorded_at_ms"))
+        if recorded is None:
+            recorded = _int(row.get("updated_at_ms"))
+        return None if recorded is None else recorded + self.registry_offset_ms
+
+    def _registry_life(
+        self, key: Key, row: dict[str, Any], history: pd.DataFrame
+    ) -> tuple[Life | None, str]:
+        """The life the registry row describes, and how that is known."""
+        c_time = _int(row.get("cTime_reg"))
+        if c_time is not None:
+            return (_pos_id(row.get("posId_reg")), c_time), "recorded"
+        seen = self.state.seen.get(key_text(key))
+        version = _int(row.get("version"))
+        if seen is not None and version is not None and seen.bound_version == version:
+            return seen.life, "agreed"
+        written = self._written_ms(row)
+        if written is None:
+            return None, "unknown"
+        # The newest life known to exist when the row was written: a bot records what it
+        # did after doing it. Lives created within the tolerance of the write are ambiguous.
+        candidates: list[Life] = [life for life, _ in ev.lives(history)]
+        if seen is not None:
+            candidates.append(seen.life)
+        if row["_merge"] == "both":
+            current = self._exchange_life(row)
+            if current is not None:
+                candidates.append(current)
+        # A life fully closed before the write was not what the bot was recording.
+        dead = [
+            life
+            for life, newest in ev.lives(history)
+            if newest.get("type") in ev.FULL_CLOSE_TYPES
+            and int(newest["uTime"]) < written - IDENTITY_TOLERANCE_MS
+        ]
+        candidates = [c for c in candidates if not any(same_life(c, d) for d in dead)]
+        before = sorted(
+            {c for c in candidates if c[1] <= written + IDENTITY_TOLERANCE_MS},
+            key=lambda life: life[1],
+        )
+        if not before:
+            return None, "unknown"
+        newest = before[-1]
+        if newest[1] > written - IDENTITY_TOLERANCE_MS and len(before) > 1:
+            return None, "unknown"  # a life opened around the write: which one is unclear
+        return newest, "written"
+
+    def _find(self, key: Key, kind: str, row: dict[str, Any]) -> _Finding:
+        history = self.evidence.history_of(key)
+        described, how = self._registry_life(key, row, history)
+        current = self._exchange_life(row) if row["_merge"] != "right_only" else None
+        finding = _Finding(
+            cause="unknown",
+            conclusive=False,
+            evidence=self._snapshot_evidence(row),
+            registry_life=described,
+            exchange_life=current,
+        )
+        if described is not None:
+            finding.evidence["life"] = {
+                "registry": {"posId": described[0], "cTime": described[1], "known_by": how}
+            }
+        if kind == "DRIFT_ADD":
+            return self._added(key, row, finding, history)
+        if kind == "DRIFT_REMOVE" and current is None:
+            return self._removed(key, row, finding, history, how)
+        if kind == "DRIFT_LEVER":
+            finding.cause = "leverage_changed"
+            return finding
+        if described is not None and current is not None and not same_life(described, current):
+            if current[1] > described[1]:
+                # A newer life on the key: the one the registry describes was closed.
+                finding.cause = "reopened"
+                finding.conclusive = current[1] <= self.cycle.at_ms - self.grace_ms
+                finding.evidence["history"] = ev.newest_record_of(history, described)
+                return finding
+        if kind == "DRIFT_SIZE":
+            return self._resized(key, row, finding, history)
+        return finding  # DRIFT_SIDE on one life: nothing explains it
+
+    def _removed(
+        self,
+        key: Key,
+        row: dict[str, Any],
+        finding: _Finding,
+        history: pd.DataFrame,
+        how: str,
+    ) -> _Finding:
+        described = finding.registry_life
+        fills = self.evidence.fills_of(key)
+        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
+        finding.evidence["history"] = None
+        written = self._written_ms(row)
+        since: int | None = None
+        if described is not None:
+            closed = ev.newest_record_of(history, described)
+            finding.evidence["history"] = closed
+            if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
+                closed_ms = int(closed["uTime"])
+                finding.cause = ev.HISTORY_CAUSE[int(closed["type"])]
+                finding.conclusive = self._settled(closed_ms) and self._explains(
+                    how, row, closed_ms, fills
+                )
+                return finding
+            since = described[1]
+        elif written is not None:
+            since = written - IDENTITY_TOLERANCE_MS
+        # No close record of the life: closing fills after it began (or after the row was
+        # written, when the life is unknown) may still tell.
+        if since is not None and not fills.empty:
+            closing = ev.closing_fills(fills[fills["stamp"] >= since])
+            cause, _ = ev.fill_cause(closing)
+            if cause is not None and not self._modes_share_fills(key):
+                newest_close = int(closing["stamp"].max())
+                finding.cause = cause
+                finding.conclusive = self._settled(newest_close) and self._explains(
+                    how, row, newest_close, fills
+                )
+                return finding
+        self._note_partial(finding, since if since is not None else written)
+        return finding
+
+    def _explains(self, how: str, row: dict[str, Any], closed_ms: int, fills: pd.DataFrame) -> bool:
+        """Does a close at `closed_ms` explain the registry's open row?
+
+        A life the bot recorded or the engine saw agreeing is certain. A life inferred from
+        the write time is the registry's only if it closed after the write and nothing was
+        opened on the key after that close (a newer life could be hiding from this answer).
+        """
+        if how in ("recorded", "agreed"):
+            return True
+        written = self._written_ms(row)
+        if written is None or closed_ms < written - IDENTITY_TOLERANCE_MS:
+            return False
+        if not self.evidence.fills_complete_since(closed_ms):
+            return False
+        opened_after = ev.opening_fills(fills)
+        return bool(opened_after.empty or (opened_after["stamp"] <= closed_ms).all())
+
+    def _added(
+        self, key: Key, row: dict[str, Any], finding: _Finding, history: pd.DataFrame
+    ) -> _Finding:
+        fills = self.evidence.fills_of(key)
+        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
+        current = finding.exchange_life
+        if row["_merge"] != "both" or current is None:
+            return finding  # no row at all: nothing says whose position this is
+        # A closed row: the bot recorded a close. A life that began after that write (or
+        # after the life the row names) is a new life on a known row.
+        closed = _int(row.get("cTime_reg"))
+        written = self._written_ms(row)
+        if (closed is not None and current[1] > closed) or (
+            closed is None and written is not None and current[1] > written + IDENTITY_TOLERANCE_MS
+        ):
+            finding.cause = "reopened"
+        return finding
+
+    def _resized(
+        self, key: Key, row: dict[str, Any], finding: _Finding, history: pd.DataFrame
+    ) -> _Finding:
+        current = finding.exchange_life
+        fills = self.evidence.fills_of(key)
+        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
+        written = self._written_ms(row)
+        if current is not None:
+            changed = ev.newest_record_of(history, current)
+            finding.evidence["history"] = changed
+            if (
+                changed is not None
+                and changed.get("type") in ev.PARTIAL_CLOSE_TYPES
+                and written is not None
+                and int(changed["uTime"]) > written + IDENTITY_TOLERANCE_MS
+            ):
+                # Part of this life was closed after the bot's last write.
+                finding.cause = ev.HISTORY_CAUSE[int(changed["type"])]
+                finding.conclusive = self._settled(int(changed["uTime"]))
+                return finding
+        smaller = abs(float(row["pos_ex"])) < abs(float(row["pos_reg"]))
+        if smaller and current is not None and not ev.opening_fills(fills).empty:
+            opening = ev.opening_fills(fills)
+            if (opening["stamp"] >= current[1]).any():
+                finding.cause = "partial_fill"
+                return finding
+        finding.cause = "size_changed"
+        return finding
+
+    def _settled(self, moment_ms: int) -> bool:
+        """Evidence older than the grace window: the bot had time to record it."""
+        return moment_ms <= self.cycle.at_ms - self.grace_ms
+
+    def _modes_share_fills(self, key: Key) -> bool:
+        """Fills carry no margin mode: with another mode's position on the same instrument
+        and side, a fill cannot be told to be this one's."""
+        inst_id, pos_side, mgn_mode = key
+        merged = self.merged
+        same = (merged["instId"] == inst_id) & (merged["posSide"] == pos_side)
+        others = merged[same & (merged["mgnMode"] != mgn_mode)]
+        return bool(
+            ((others["_merge"] != "right_only") | (others["pos_reg"].abs() > SIZE_EPSILON)).any()
+        )
+
+    def _note_partial(self, finding: _Finding, since_ms: int | None) -> None:
+        moment = since_ms if since_ms is not None else self.evidence.since_ms
+        if not self.evidence.history_complete_since(moment):
+            finding.evidence["partial"] = {
+                "history_from": self.evidence.history_covers_from_ms,
+                "needed_from": moment,
+            }
+
+    def _snapshot_evidence(self, row: dict[str, Any]) -> dict[str, Any]:
         exchange = None
         if row["_merge"] != "right_only":
             exchange = {
                 "pos": _text(row["pos_ex"]),
                 "lever": _text(row["lever_ex"]),
-                "posId": row["posId_ex"] if isinstance(row["posId_ex"], str) else None,
+                "posId": _pos_id(row["posId_ex"]),
                 "cTime": _int(row["cTime_ex"]),
             }
         registry = None
@@ -265,181 +726,108 @@ class _Judge:
                 "lever": _text(row["lever_reg"]),
                 "version": _int(row["version"]),
                 "updatedAt": _int(row["updated_at_ms"]),
+                "recordedAt": _int(row.get("recorded_at_ms")),
             }
         return {"exchange": exchange, "registry": registry}
 
-    def _history(self, row: dict[str, Any], pos_id: str | None) -> dict[str, Any] | None:
-        return ev.latest_history(
-            self.cycle.history,
-            row["instId"],
-            row["mgnMode"],
-            row["posSide"],
-            since_ms=self.since_ms,
-            until_ms=self.cycle.at_ms,
-            pos_id=pos_id,
-        )
+    # -- events and heals -----------------------------------------------------------------------
 
-    def _fills(self, row: dict[str, Any]) -> pd.DataFrame:
-        return ev.fills_of(
-            self.cycle.fills,
-            row["instId"],
-            row["posSide"],
-            since_ms=self.since_ms,
-            until_ms=self.cycle.at_ms,
-        )
-
-    def removed(self, index: int) -> _Finding:
-        row = self.row(index)
-        identity = self.state.identities.get(row["key"]) or [None, None]
-        pos_id = identity[0] or (row["posId_reg"] if isinstance(row["posId_reg"], str) else None)
-        evidence = self.snapshot_evidence(index)
-        record = self._history(row, pos_id)
-        evidence["history"] = record
-        fill_cause, sub_types = ev.fill_cause(self._fills(row))
-        evidence["fills"] = sub_types
-        if record is not None and record.get("type") in ev.FULL_CLOSE_TYPES:
-            return _Finding("DRIFT_REMOVE", ev.HISTORY_CAUSE[int(record["type"])], evidence, True)
-        if fill_cause is not None:
-            return _Finding("DRIFT_REMOVE", fill_cause, evidence, True)
-        return _Finding("DRIFT_REMOVE", "unknown", evidence, False)
-
-    def added(self, index: int) -> _Finding:
-        row = self.row(index)
-        evidence = self.snapshot_evidence(index)
-        evidence["fills"] = ev.fill_cause(self._fills(row))[1]
-        return _Finding("DRIFT_ADD", "unknown", evidence, False)
-
-    def reopened(self, index: int) -> _Finding:
-        row = self.row(index)
-        identity = self.state.identities.get(row["key"]) or [None, None]
-        evidence = self.snapshot_evidence(index)
-        evidence["previous"] = {
-            "posId": identity[0],
-            "cTime": _int(row["cTime_reg"]) or identity[1],
-        }
-        evidence["history"] = self._history(row, identity[0])
-        return _Finding("DRIFT_REMOVE", "reopened", evidence, True)
-
-    def resized(self, index: int) -> _Finding:
-        row = self.row(index)
-        evidence = self.snapshot_evidence(index)
-        updated = _int(row["updated_at_ms"]) or self.since_ms
-        record = ev.latest_history(
-            self.cycle.history,
-            row["instId"],
-            row["mgnMode"],
-            row["posSide"],
-            since_ms=max(self.since_ms, updated),
-            until_ms=self.cycle.at_ms,
-        )
-        evidence["history"] = record
-        if record is not None and record.get("type") in (1, 4, 5):
-            return _Finding("DRIFT_SIZE", ev.HISTORY_CAUSE[int(record["type"])], evidence, True)
-        fills = self._fills(row)
-        evidence["fills"] = ev.fill_cause(fills)[1]
-        smaller = abs(float(row["pos_ex"])) < abs(float(row["pos_reg"]))
-        if smaller and ev.has_opening_fills(fills):
-            return _Finding("DRIFT_SIZE", "partial_fill", evidence, False)
-        return _Finding("DRIFT_SIZE", "size_changed", evidence, False)
-
-    def _event(
-        self, key: Key, kind: str, status: str, cause: str, evidence: dict[str, Any], salt: str = ""
+    def _emit(
+        self,
+        key: Key,
+        pending: Pending,
+        status: str,
+        cause: str,
+        evidence: dict[str, Any],
+        occurrence: str = "",
     ) -> DriftEvent:
-        return DriftEvent.make(
-            self.cycle.at_ms, self.cycle.account, key, kind, status, cause, evidence, salt
-        )
-
-    def step(
-        self, key_text: str, index: int | None, finding: _Finding | None
-    ) -> tuple[list[DriftEvent], HealAction | None]:
-        key = key_of(key_text)
-        pending = self.state.pending.get(key_text)
-        if finding is None:
-            if pending is None:
-                return [], None
-            del self.state.pending[key_text]
-            cause = self._resolution_cause(pending, index)
-            evidence = self.snapshot_evidence(index) if index is not None else {}
-            evidence["observations"] = pending.count
-            evidence["was"] = {
-                "status": "confirmed" if pending.confirmed else "suspected",
-                "cause": pending.cause,
-            }
-            return [self._event(key, pending.kind, "resolved", cause, evidence)], None
-        if pending is not None and pending.kind != finding.kind:
-            del self.state.pending[key_text]
-            pending = None
-        events: list[DriftEvent] = []
-        if pending is None:
-            identity = self.state.identities.get(key_text) or [None, None]
-            pending = Pending(
-                finding.kind,
-                finding.cause,
-                self.cycle.at_ms,
-                0,
-                pos_id=identity[0],
-                c_time=identity[1],
-            )
-            self.state.pending[key_text] = pending
-        pending.count += 1
-        evidence = {**finding.evidence, "observations": pending.count}
-        if pending.confirmed:
-            if not pending.escalated and pending.count >= self.settings.escalate_after:
-                pending.escalated = True
-                evidence["escalated"] = True
-                events.append(
-                    self._event(
-                        key, pending.kind, "confirmed", pending.cause, evidence, salt="escalated"
-                    )
-                )
-            return events, None
-        if finding.conclusive or pending.count >= self.settings.confirm_after:
-            cause = finding.cause
-            if not finding.conclusive:
-                cause = {"DRIFT_ADD": "external"}.get(finding.kind, finding.cause)
-            pending.confirmed = True
-            pending.cause = cause
-            confirmed = self._event(key, finding.kind, "confirmed", cause, evidence)
-            events.append(confirmed)
-            heal = self._heal(key, index, confirmed) if self.settings.heal == "heal" else None
-            return events, heal
-        pending.cause = finding.cause
-        events.append(self._event(key, finding.kind, "suspected", finding.cause, evidence))
-        return events, None
-
-    def _resolution_cause(self, pending: Pending, index: int | None) -> str:
-        if index is None:
-            # Gone from both sides: the bot caught up with what the exchange did.
-            return pending.cause if pending.cause != "unknown" else "registry_lag"
-        row = self.row(index)
-        if pending.kind == "DRIFT_REMOVE":
-            c_time = _int(row["cTime_ex"])
-            if c_time is not None and pending.c_time is not None:
-                return "spurious" if c_time == pending.c_time else "reopened"
-            if c_time is not None and c_time <= pending.first_ms:
-                return "spurious"  # it existed before it went missing: the same life
-            return "reopened" if c_time is not None else "registry_lag"
-        if pending.kind == "DRIFT_ADD":
-            return "registry_lag" if not pending.confirmed else pending.cause
-        if pending.cause == "partial_fill":
-            return "partial_fill"
-        return pending.cause if pending.confirmed else "registry_lag"
-
-    def _heal(self, key: Key, index: int | None, event: DriftEvent) -> HealAction | None:
-        if index is None:
-            return None
-        row = self.row(index)
-        version = _int(row["version"])
-        if row["_merge"] == "right_only":
-            return HealAction(self.cycle.account, key, version, "0", None, None, None, None, event)
-        return HealAction(
+        event = DriftEvent.make(
+            self.cycle.at_ms,
             self.cycle.account,
+            key,
+            pending.kind,
+            status,
+            cause,
+            {**evidence, "discrepancy": pending.id},
+            discrepancy=pending.id,
+            occurrence=occurrence,
+        )
+        self.events.append(event)
+        return event
+
+    def _heal(
+        self, key: Key, pending: Pending, row: dict[str, Any], confirmed: DriftEvent
+    ) -> HealAction:
+        version = _int(row.get("version")) if row["_merge"] != "left_only" else None
+        account = self.cycle.account
+        if row["_merge"] == "right_only":
+            # Close the registry's row, keeping the life it closed so that a later reopen
+            # on the key is recognized as a new life.
+            life = pending.registry_life
+            return HealAction(
+                account,
+                key,
+                version,
+                "0",
+                None,
+                None,
+                None if life is None else life[0],
+                None if life is None else int(life[1]),
+                confirmed,
+            )
+        return HealAction(
+            account,
             key,
             version,
             _text(row["pos_ex"]) or "0",
             _text(row["avgPx_ex"]),
             _text(row["lever_ex"]),
-            row["posId_ex"] if isinstance(row["posId_ex"], str) else None,
+            _pos_id(row["posId_ex"]),
             _int(row["cTime_ex"]),
-            event,
+            confirmed,
         )
+
+
+@dataclass
+class _Finding:
+    cause: str
+    conclusive: bool  # evidence enough to confirm at first sight
+    evidence: dict[str, Any]
+    registry_life: Life | None = None
+    exchange_life: Life | None = None
+
+
+def healed_event(heal: HealAction) -> DriftEvent:
+    """The `healed` event of a heal that was written."""
+    confirmed = heal.event
+    discrepancy = str(confirmed.evidence.get("discrepancy", confirmed.id))
+    evidence = {
+        **confirmed.evidence,
+        "heal": {
+            "wrote": {"pos": heal.pos, "lever": heal.lever, "posId": heal.pos_id},
+            "expected_version": heal.expected_version,
+            "confirmed_event": confirmed.id,
+        },
+    }
+    return DriftEvent.make(
+        confirmed.at_ms,
+        confirmed.account,
+        heal.key,
+        confirmed.kind,
+        "healed",
+        confirmed.cause,
+        evidence,
+        discrepancy=discrepancy,
+    )
+
+
+def forget_healed(memory: EngineMemory, heal: HealAction) -> None:
+    """After a heal is written the discrepancy is over, and the new row version describes
+    the life it was healed to."""
+    text = key_text(heal.key)
+    memory.pending.pop(text, None)
+    seen = memory.seen.get(text)
+    new_version = 1 if heal.expected_version is None else heal.expected_version + 1
+    if heal.pos != "0" and heal.c_time is not None:
+        at = seen.seen_ms if seen is not None else heal.event.at_ms
+        memory.seen[text] = Seen(heal.pos_id, heal.c_time, at, new_version)

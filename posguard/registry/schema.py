@@ -16,7 +16,8 @@ from sqlalchemy import (
 metadata = MetaData()
 
 # The bot's believed positions: one row per key; pos "0" means closed. `version` is the
-# compare-and-set token: every write increments it.
+# compare-and-set token: every write increments it. `updated_at_ms` is the writer's own time;
+# `recorded_at_ms` the registry's clock when the write landed (what the race guard uses).
 positions = Table(
     "positions",
     metadata,
@@ -32,6 +33,7 @@ positions = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
     Column("updated_by", String(32), nullable=False),
+    Column("recorded_at_ms", BigInteger),
 )
 
 # Append-only: a deterministic id makes every event land once.

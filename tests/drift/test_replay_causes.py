@@ -101,15 +101,30 @@ def test_liquidation_confirmed_at_the_first_sync_that_sees_it() -> None:
                     240,
                     [],
                     hist=[
-                        history(BTC, 3, u_time=ms(239), pos_id="7001", mgn="isolated", closed="5")
+                        history(BTC, 3, u_time=ms(230), pos_id="7001", mgn="isolated", closed="5")
                     ],
-                    fills=[fill(BTC, 104, ts=ms(239), size="5")],
+                    fills=[fill(BTC, 104, ts=ms(230), size="5")],
                 ),
             ],
             registry=[row],
         )
     )
     assert summary(events) == [(at(240), BTC, "DRIFT_REMOVE", "confirmed", "liquidated")]
+
+
+def test_evidence_younger_than_the_grace_window_waits_for_the_next_sync() -> None:
+    # The bot may still be recording what happened a second ago: not a discrepancy yet.
+    closed = [history(close_type=3, u_time=ms(239))]
+    events = run(
+        timeline(
+            [sync(0, [position()]), sync(240, [], hist=closed), sync(270, [], hist=closed)],
+            registry=[registry_row()],
+        )
+    )
+    assert summary(events) == [
+        (at(240), XRP, "DRIFT_REMOVE", "suspected", "liquidated"),
+        (at(270), XRP, "DRIFT_REMOVE", "confirmed", "liquidated"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -213,23 +228,27 @@ def test_reopened_with_a_new_ctime() -> None:
         )
     )
     assert summary(events) == [(at(60), XRP, "DRIFT_REMOVE", "confirmed", "reopened")]
-    assert events[0].evidence["previous"]["cTime"] == 1766188740000
+    assert events[0].evidence["life"]["registry"]["cTime"] == 1766188740000
 
 
-def test_closed_then_reopened_between_two_syncs() -> None:
+def test_closed_then_reopened_between_two_syncs_stays_a_discrepancy() -> None:
+    # The registry still describes the life that was closed: the reopen does not make it
+    # right, the bot's write does.
     events = run(
         timeline(
             [
                 sync(0, [position()]),
-                sync(60, [], hist=[history(u_time=ms(55))]),
+                sync(60, [], hist=[history(u_time=ms(50))]),
                 sync(90, [position(c_time=ms(70))]),
+                write(100, pos="108"),
+                sync(120, [position(c_time=ms(70))]),
             ],
             registry=[registry_row()],
         )
     )
     assert summary(events) == [
         (at(60), XRP, "DRIFT_REMOVE", "confirmed", "closed"),
-        (at(90), XRP, "DRIFT_REMOVE", "resolved", "reopened"),
+        (at(120), XRP, "DRIFT_REMOVE", "resolved", "registry_lag"),
     ]
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from posguard.drift import DriftEvent, EngineMemory, HealAction, Pending
-from posguard.errors import ConfigError, RegistryError
-from posguard.registry import Registry, apply_heals
+from posguard.drift import DriftEvent, DriftSettings, EngineMemory, HealAction, Pending
+from posguard.errors import ConfigError, ConflictError, RegistryError
+from posguard.frames import parse_positions, parse_positions_history
+from posguard.reconcile import run_cycle
+from posguard.registry import Registry
 
 KEY = ("XRP-USDT-SWAP", "net", "cross")
 
@@ -78,7 +80,7 @@ def test_compare_and_set(registry: Registry) -> None:
 
 def test_events_are_stored_once(registry: Registry) -> None:
     drift = DriftEvent.make(
-        1000, "main", KEY, "DRIFT_REMOVE", "suspected", "unknown", {"nan": None}
+        1000, "main", KEY, "DRIFT_REMOVE", "suspected", "unknown", {"nan": None}, discrepancy="d"
     )
     assert registry.append_events([drift, drift]) == [drift]
     assert registry.append_events([drift]) == []
@@ -90,7 +92,7 @@ def test_events_are_stored_once(registry: Registry) -> None:
 def test_engine_memory_round_trip_with_compare_and_set(registry: Registry) -> None:
     memory, version = registry.load_memory("main")
     assert version == 0
-    memory.pending["XRP-USDT-SWAP|net|cross"] = Pending("DRIFT_REMOVE", "unknown", 5, 1)
+    memory.pending["XRP-USDT-SWAP|net|cross"] = Pending("d1", "DRIFT_REMOVE", "unknown", 5, 5, 1)
     memory.last_snapshot_ms = 5
     assert registry.save_memory("main", memory, 0)
     assert not registry.save_memory("main", memory, 0)  # someone saved first
@@ -141,41 +143,86 @@ def test_leverage_changes_and_runs(registry: Registry) -> None:
     assert registry.runs("main")[0]["status"] == "completed"
 
 
-def test_heal_conflict_lets_the_bot_win(registry: Registry) -> None:
-    registry.write("main", "XRP-USDT-SWAP", pos="108", at_ms=1)
-    confirmed = DriftEvent.make(10, "main", KEY, "DRIFT_REMOVE", "confirmed", "closed", {})
-    heal = HealAction("main", KEY, 1, "0", None, None, None, None, confirmed)
-    registry.write("main", "XRP-USDT-SWAP", pos="50", at_ms=5)  # the bot, meanwhile
-    memory = EngineMemory(
-        pending={"XRP-USDT-SWAP|net|cross": Pending("DRIFT_REMOVE", "closed", 10, 1)}
+def _confirmed() -> DriftEvent:
+    return DriftEvent.make(
+        10, "main", KEY, "DRIFT_REMOVE", "confirmed", "closed", {}, discrepancy="d1"
     )
-    events = apply_heals(registry, [heal], memory, at_ms=11)
-    assert [(e.status, e.cause) for e in events] == [("resolved", "registry_lag")]
-    assert events[0].evidence["heal"]["found_version"] == 2
-    assert "bot" in events[0].evidence["heal"]["conflict"]
+
+
+def test_a_heal_that_loses_to_the_bot_raises_and_writes_nothing(registry: Registry) -> None:
+    registry.write("main", "XRP-USDT-SWAP", pos="108", at_ms=1)
+    heal = HealAction("main", KEY, 1, "0", None, None, None, None, _confirmed())
+    registry.write("main", "XRP-USDT-SWAP", pos="50", at_ms=5)  # the bot, meanwhile
+    with (
+        pytest.raises(ConflictError, match="changed after it was read"),
+        registry.cycle("main") as tx,
+    ):
+        tx.append_events([_confirmed()])
+        tx.heal(heal)
     row = registry.row("main", KEY)
     assert row is not None
-    assert row["pos"] == "50"
-    assert memory.pending == {}
+    assert (row["pos"], row["version"]) == ("50", 2)
+    assert registry.events("main") == []  # the whole transaction rolled back
 
 
-def _heal_worker(url: str, barrier: object, results: object) -> None:
+def test_a_heal_updates_a_closed_row_instead_of_inserting(registry: Registry) -> None:
+    registry.write("main", "XRP-USDT-SWAP", pos="0", at_ms=1)
+    heal = HealAction("main", KEY, 1, "50", "1.9", "5", "7", 99, _confirmed())
+    with registry.cycle("main") as tx:
+        tx.heal(heal)
+    row = registry.row("main", KEY)
+    assert row is not None
+    assert (row["pos"], row["version"], row["pos_id"], row["c_time"]) == ("50", 2, "7", 99)
+
+
+XRP_OPEN = {
+    "instType": "SWAP",
+    "instId": "XRP-USDT-SWAP",
+    "mgnMode": "cross",
+    "posSide": "net",
+    "pos": "108",
+    "posId": "1",
+    "cTime": "1000",
+    "uTime": "1000",
+    "lever": "5",
+}
+XRP_CLOSED = {
+    "instType": "SWAP",
+    "instId": "XRP-USDT-SWAP",
+    "mgnMode": "cross",
+    "posSide": "net",
+    "type": "2",
+    "posId": "1",
+    "cTime": "1000",
+    "uTime": "50000",
+}
+
+
+def _racing_cycle(url: str, barrier: object, results: object) -> None:
     with Registry(url) as registry:
-        confirmed = DriftEvent.make(10, "main", KEY, "DRIFT_REMOVE", "confirmed", "closed", {})
-        heal = HealAction("main", KEY, 1, "0", None, None, None, None, confirmed)
         barrier.wait()  # type: ignore[attr-defined]
-        events = apply_heals(registry, [heal], EngineMemory(), at_ms=11)
-        stored = registry.append_events([confirmed, *events])
-        results.put([(e.status, e.id) for e in stored])  # type: ignore[attr-defined]
+        outcome = run_cycle(
+            registry,
+            "main",
+            100_000,
+            positions=parse_positions([]),
+            history=parse_positions_history([XRP_CLOSED]),
+            fills=None,
+            settings=DriftSettings(heal="heal", grace_seconds=0),
+            registry_at_ms=registry.clock_ms(),
+        )
+        results.put([(e.status, e.id) for e in outcome.stored])  # type: ignore[attr-defined]
 
 
-def test_two_processes_healing_the_same_key(registry: Registry, registry_url: str) -> None:
-    registry.write("main", "XRP-USDT-SWAP", pos="108", at_ms=1)
+def test_two_racing_cycles_store_one_confirmed_event_and_heal_once(
+    registry: Registry, registry_url: str
+) -> None:
+    registry.write("main", "XRP-USDT-SWAP", pos="108", pos_id="1", c_time=1000, at_ms=1)
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     results = context.Queue()
     workers = [
-        context.Process(target=_heal_worker, args=(registry_url, barrier, results))
+        context.Process(target=_racing_cycle, args=(registry_url, barrier, results))
         for _ in range(2)
     ]
     for worker in workers:
@@ -188,12 +235,40 @@ def test_two_processes_healing_the_same_key(registry: Registry, registry_url: st
     assert row is not None
     assert (row["pos"], row["version"]) == ("0", 2)  # exactly one heal wrote
     stored = registry.events("main")
-    ids = [e["id"] for e in stored]
-    assert len(ids) == len(set(ids))
-    statuses = sorted(e["status"] for e in stored)
-    # The confirmed event once; one healed (the winner) and one resolved (the loser).
-    assert statuses == ["confirmed", "healed", "resolved"]
-    assert sum(len(o) for o in outcomes) == 3
+    assert sorted(e["status"] for e in stored) == ["confirmed", "healed"]
+    # The cycle that ran second saw the healed row: it had nothing to say.
+    assert sorted(len(o) for o in outcomes) == [0, 2]
+
+
+def test_keys_are_spelled_as_okx_does(registry: Registry) -> None:
+    with pytest.raises(RegistryError, match="posSide 'LONG'"):
+        registry.write("main", "XRP-USDT-SWAP", pos_side="LONG", pos="1")
+    with pytest.raises(RegistryError, match="mgnMode 'Cross'"):
+        registry.write("main", "XRP-USDT-SWAP", mgn_mode="Cross", pos="1")
+    with pytest.raises(RegistryError, match="negative"):
+        registry.write("main", "XRP-USDT-SWAP", pos_side="short", pos="-3")
+    with pytest.raises(RegistryError, match="not a decimal"):
+        registry.write("main", "XRP-USDT-SWAP", pos=True)
+    assert registry.rows("main") == []
+    registry.write("main", "XRP-USDT-SWAP", pos="-3")  # net mode: the sign is the side
+
+
+def test_writes_are_stamped_with_the_registry_clock(registry_url: str) -> None:
+    with Registry(registry_url, clock=lambda: 42) as registry:
+        registry.write("main", "XRP-USDT-SWAP", pos="1", at_ms=7)
+        row = registry.row("main", KEY)
+        assert row is not None
+        assert (row["updated_at_ms"], row["recorded_at_ms"]) == (7, 42)
+
+
+def test_the_database_clock_stamps_writes_without_an_injected_clock(registry: Registry) -> None:
+    before = registry.clock_ms()
+    registry.write("main", "XRP-USDT-SWAP", pos="1", at_ms=1)  # a bot host far in the past
+    after = registry.clock_ms()
+    row = registry.row("main", KEY)
+    assert row is not None
+    assert row["updated_at_ms"] == 1
+    assert before <= row["recorded_at_ms"] <= after
 
 
 def test_bad_urls_and_unreachable_databases(tmp_path: Path) -> None:
