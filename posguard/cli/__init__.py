@@ -12,6 +12,7 @@ from posguard.cli import (
     replay_cmd,
     run_cmds,
     sim_cmds,
+    soak_cmd,
     team_cmds,
     validate_cmd,
 )
@@ -31,6 +32,7 @@ inspect_cmds.register(app)
 sim_cmds.register(app)
 validate_cmd.register(app)
 replay_cmd.register(app)
+soak_cmd.register(app)
 registry_cmds.register(app)
 leverage_cmds.register(app)
 run_cmds.register(app)

@@ -385,22 +385,31 @@ class _Cycle:
         key = key_of(text)
         pending = self.state.pending.get(text)
         row = self.row(index) if index is not None else None
-        if pending is not None and pending.kind != kind:
+        finding = self._find(key, kind, row) if kind and row is not None else None
+        rewritten = (
+            pending is not None
+            and row is not None
+            and _int(row.get("version")) != pending.registry_version
+        )
+        if pending is not None and (pending.kind != kind or rewritten):
+            # Another kind of discrepancy, or a new write by the bot (a new belief, even if
+            # still wrong): the one being watched is over.
+            if finding is not None and finding.hold and not rewritten:
+                # The answer lost a position that evidence says is open: this cycle says
+                # nothing about the discrepancy already being watched.
+                return
             self._resolve(text, key, pending, row)
             pending = None
-        if not kind or row is None:
+        if finding is None or row is None:
             return
-        finding = self._find(key, kind, row)
         if pending is None:
-            pending = self._open(text, key, kind, finding, row)
-            if pending is None:
-                return
+            self._open(text, key, kind, finding, row)
         else:
             self._observe(key, pending, finding, row)
 
     def _open(
         self, text: str, key: Key, kind: str, finding: _Finding, row: dict[str, Any]
-    ) -> Pending | None:
+    ) -> Pending:
         at = self.cycle.at_ms
         version = _int(row.get("version"))
         pending = Pending(
@@ -415,7 +424,7 @@ class _Cycle:
             exchange_life=list(finding.exchange_life) if finding.exchange_life else None,
         )
         self.state.pending[text] = pending
-        if finding.conclusive or self.settings.confirm_after <= 1:
+        if finding.conclusive or (self.settings.confirm_after <= 1 and not finding.hold):
             self._confirm(key, pending, finding, row)
         else:
             self._emit(key, pending, "suspected", finding.cause, finding.evidence)
@@ -435,7 +444,10 @@ class _Cycle:
                 evidence = {**finding.evidence, "observations": pending.count, "escalated": True}
                 self._emit(key, pending, "confirmed", pending.cause, evidence, "escalated")
             return
-        if finding.conclusive or pending.count >= self.settings.confirm_after:
+        counted = pending.count >= self.settings.confirm_after
+        if finding.hold and counted and pending.count < self.settings.escalate_after:
+            counted = False  # not gone: wait for evidence, up to the escalation
+        if finding.conclusive or counted:
             self._confirm(key, pending, finding, row)
         else:
             pending.cause = finding.cause  # newer evidence may name the cause better
@@ -529,12 +541,13 @@ class _Cycle:
             current = self._exchange_life(row)
             if current is not None:
                 candidates.append(current)
-        # A life fully closed before the write was not what the bot was recording.
+        # A life fully closed before the write (longer ago than a bot takes to record what
+        # it did) was not what the bot was recording.
         dead = [
             life
             for life, newest in ev.lives(history)
             if newest.get("type") in ev.FULL_CLOSE_TYPES
-            and int(newest["uTime"]) < written - IDENTITY_TOLERANCE_MS
+            and int(newest["uTime"]) < written - self.grace_ms
         ]
         candidates = [c for c in candidates if not any(same_life(c, d) for d in dead)]
         before = sorted(
@@ -570,13 +583,17 @@ class _Cycle:
         if kind == "DRIFT_LEVER":
             finding.cause = "leverage_changed"
             return finding
-        if described is not None and current is not None and not same_life(described, current):
-            if current[1] > described[1]:
-                # A newer life on the key: the one the registry describes was closed.
-                finding.cause = "reopened"
-                finding.conclusive = current[1] <= self.cycle.at_ms - self.grace_ms
-                finding.evidence["history"] = ev.newest_record_of(history, described)
-                return finding
+        if (
+            described is not None
+            and current is not None
+            and not same_life(described, current)
+            and current[1] > described[1]
+        ):
+            # A newer life on the key: the one the registry describes was closed.
+            finding.cause = "reopened"
+            finding.conclusive = current[1] <= self.cycle.at_ms - self.grace_ms
+            finding.evidence["history"] = ev.newest_record_of(history, described)
+            return finding
         if kind == "DRIFT_SIZE":
             return self._resized(key, row, finding, history)
         return finding  # DRIFT_SIDE on one life: nothing explains it
@@ -606,14 +623,20 @@ class _Cycle:
                 )
                 return finding
             since = described[1]
-        elif written is not None:
-            since = written - IDENTITY_TOLERANCE_MS
-        # No close record of the life: closing fills after it began (or after the row was
-        # written, when the life is unknown) may still tell.
+        if written is not None:
+            # The row holds what the bot did before writing it: only later fills are news.
+            since = max(since or written, written + 1)
+        # No close record of the life: closing fills since the row was written may still
+        # tell.
         if since is not None and not fills.empty:
             closing = ev.closing_fills(fills[fills["stamp"] >= since])
             cause, _ = ev.fill_cause(closing)
-            if cause is not None and not self._modes_share_fills(key):
+            # Only fills that closed at least what the registry holds say it is gone (a
+            # partial close is not a close).
+            closed_size = float(closing["fillSz"].sum()) if not closing.empty else 0.0
+            lot = float(self.cycle.lot_sizes.get(key[0], 0.0))
+            enough = closed_size + lot / 2 + SIZE_EPSILON >= abs(float(row["pos_reg"]))
+            if cause is not None and enough and not self._modes_share_fills(key):
                 newest_close = int(closing["stamp"].max())
                 finding.cause = cause
                 finding.conclusive = self._settled(newest_close) and self._explains(
@@ -621,24 +644,33 @@ class _Cycle:
                 )
                 return finding
         self._note_partial(finding, since if since is not None else written)
+        if described is not None and described[1] >= self.evidence.since_ms:
+            # A life known to have begun within the lookback whose end the evidence does not
+            # show (complete: OKX records every close; cut short: it may be unread): its
+            # absence from this answer is the answer's fault, or not yet explained. Either
+            # way observations alone do not make it gone (a position missing from two
+            # answers in a row is not closed); evidence will, or the escalation.
+            finding.hold = True
+            finding.evidence["no_end_recorded"] = {"life_began": described[1]}
         return finding
 
     def _explains(self, how: str, row: dict[str, Any], closed_ms: int, fills: pd.DataFrame) -> bool:
         """Does a close at `closed_ms` explain the registry's open row?
 
         A life the bot recorded or the engine saw agreeing is certain. A life inferred from
-        the write time is the registry's only if it closed after the write and nothing was
-        opened on the key after that close (a newer life could be hiding from this answer).
+        the write time is the registry's only if it closed after the write, or so shortly
+        before it that the bot was still recording (the grace window), and nothing was
+        opened on the key since (a newer life could be hiding from this answer).
         """
         if how in ("recorded", "agreed"):
             return True
         written = self._written_ms(row)
-        if written is None or closed_ms < written - IDENTITY_TOLERANCE_MS:
+        if written is None or closed_ms < written - self.grace_ms:
             return False
         if not self.evidence.fills_complete_since(closed_ms):
             return False
-        opened_after = ev.opening_fills(fills)
-        return bool(opened_after.empty or (opened_after["stamp"] <= closed_ms).all())
+        opened = ev.opening_fills(fills)
+        return bool(opened.empty or (opened["stamp"] < closed_ms).all())
 
     def _added(
         self, key: Key, row: dict[str, Any], finding: _Finding, history: pd.DataFrame
@@ -668,22 +700,36 @@ class _Cycle:
         if current is not None:
             changed = ev.newest_record_of(history, current)
             finding.evidence["history"] = changed
-            if (
-                changed is not None
-                and changed.get("type") in ev.PARTIAL_CLOSE_TYPES
-                and written is not None
-                and int(changed["uTime"]) > written + IDENTITY_TOLERANCE_MS
-            ):
-                # Part of this life was closed after the bot's last write.
-                finding.cause = ev.HISTORY_CAUSE[int(changed["type"])]
-                finding.conclusive = self._settled(int(changed["uTime"]))
-                return finding
+            if changed is not None and changed.get("type") in ev.PARTIAL_CLOSE_TYPES:
+                moment = int(changed["uTime"])
+                if written is None or moment > written - IDENTITY_TOLERANCE_MS:
+                    # Part of this life was closed after (or as) the bot last wrote; only
+                    # clearly after the write is it certain the bot did not record it.
+                    finding.cause = ev.HISTORY_CAUSE[int(changed["type"])]
+                    finding.conclusive = self._settled(moment) and (
+                        written is not None and moment > written + IDENTITY_TOLERANCE_MS
+                    )
+                    return finding
+        later = (
+            fills[fills["stamp"] > written] if written is not None and not fills.empty else fills
+        )
+        reduced = ev.closing_fills(later)
+        if not reduced.empty and not self._modes_share_fills(key):
+            cause, _ = ev.fill_cause(reduced)
+            finding.cause = {"closed": "size_changed"}.get(cause or "", cause or "size_changed")
+            return finding
         smaller = abs(float(row["pos_ex"])) < abs(float(row["pos_reg"]))
-        if smaller and current is not None and not ev.opening_fills(fills).empty:
-            opening = ev.opening_fills(fills)
-            if (opening["stamp"] >= current[1]).any():
-                finding.cause = "partial_fill"
-                return finding
+        opening = ev.opening_fills(fills)
+        if (
+            smaller
+            and current is not None
+            and reduced.empty
+            and not opening.empty
+            and bool((opening["stamp"] >= current[1]).any())
+        ):
+            # Nothing reduced this life since the bot wrote: its order is still filling.
+            finding.cause = "partial_fill"
+            return finding
         finding.cause = "size_changed"
         return finding
 
@@ -697,10 +743,12 @@ class _Cycle:
         inst_id, pos_side, mgn_mode = key
         merged = self.merged
         same = (merged["instId"] == inst_id) & (merged["posSide"] == pos_side)
-        others = merged[same & (merged["mgnMode"] != mgn_mode)]
-        return bool(
-            ((others["_merge"] != "right_only") | (others["pos_reg"].abs() > SIZE_EPSILON)).any()
-        )
+        if bool((same & (merged["mgnMode"] != mgn_mode)).any()):
+            return True  # the other mode is open, or was recorded, on this instrument
+        for other in ("cross", "isolated"):
+            if other != mgn_mode and not self.evidence.history_of((inst_id, pos_side, other)).empty:
+                return True  # ... or traded within the lookback
+        return False
 
     def _note_partial(self, finding: _Finding, since_ms: int | None) -> None:
         moment = since_ms if since_ms is not None else self.evidence.since_ms
@@ -793,6 +841,7 @@ class _Finding:
     cause: str
     conclusive: bool  # evidence enough to confirm at first sight
     evidence: dict[str, Any]
+    hold: bool = False  # evidence says it is not what it seems: observations do not confirm
     registry_life: Life | None = None
     exchange_life: Life | None = None
 
@@ -804,7 +853,12 @@ def healed_event(heal: HealAction) -> DriftEvent:
     evidence = {
         **confirmed.evidence,
         "heal": {
-            "wrote": {"pos": heal.pos, "lever": heal.lever, "posId": heal.pos_id},
+            "wrote": {
+                "pos": heal.pos,
+                "lever": heal.lever,
+                "posId": heal.pos_id,
+                "cTime": heal.c_time,
+            },
             "expected_version": heal.expected_version,
             "confirmed_event": confirmed.id,
         },

@@ -10,7 +10,6 @@ derived from that id, so a retried or racing cycle can only ever store the same 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -64,9 +63,9 @@ class DriftSettings:
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if isinstance(value, float | int) and not isinstance(value, bool):
-                if not math.isfinite(value):
-                    raise ValueError(f"{item.name} must be a finite number, got {value!r}")
+            numeric = isinstance(value, float | int) and not isinstance(value, bool)
+            if numeric and not math.isfinite(value):
+                raise ValueError(f"{item.name} must be a finite number, got {value!r}")
         if self.confirm_after < 1:
             raise ValueError("confirm_after must be at least 1")
         if self.confirm_interval_seconds < 0:

@@ -23,6 +23,7 @@ from posguard.registry.database import Database
 POS_SIDES = ("net", "long", "short")
 MGN_MODES = ("cross", "isolated")
 FullKey = tuple[str, str, str, str]  # (account, instId, posSide, mgnMode)
+IDENTITY = ("pos_id", "c_time")
 
 
 def decimal_text(value: object, field: str) -> str | None:
@@ -149,7 +150,8 @@ def update_row(connection: Connection, key: FullKey, expected: int, values: dict
 
 def write(db: Database, connection: Connection, key: FullKey, values: dict[str, Any]) -> int:
     """Record a belief unconditionally (inside the caller's write transaction); returns the
-    new version. Fields left None keep their stored value."""
+    new version. Fields left None keep their stored value, but for the life (posId, cTime),
+    which a write without them leaves unknown."""
     current = read_row(connection, key)
     if current is None:
         if insert_row(db, connection, key, values):
@@ -157,7 +159,9 @@ def write(db: Database, connection: Connection, key: FullKey, values: dict[str, 
         current = read_row(connection, key)
         if current is None:  # pragma: no cover - a row that vanished within our transaction
             raise RegistryError(f"registry: {key[1]} for {key[0]} vanished while being written")
-    merged = {k: v for k, v in values.items() if v is not None}
+    # Fields left None keep their stored value, except the life (posId, cTime): it names
+    # what this write is about, and an old life kept under new content would be a lie.
+    merged = {k: v for k, v in values.items() if v is not None or k in IDENTITY}
     if not update_row(connection, key, int(current["version"]), merged):
         raise RegistryError(
             f"registry: {key[1]} for {key[0]} changed while being written; write it again"

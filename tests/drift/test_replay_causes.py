@@ -386,10 +386,15 @@ def test_snapshots_within_the_clock_tolerance_are_simultaneous() -> None:
     # Two runs that measured OKX's clock a few ms apart: the later one is not "older".
     events = run(
         timeline(
-            [sync(100, [position()]), sync(99.995, []), sync(130, [])], registry=[registry_row()]
+            [
+                sync(100, [position()]),
+                sync(99.995, []),
+                sync(130, [], hist=[history(u_time=ms(110))]),
+            ],
+            registry=[registry_row()],
         )
     )
-    assert [(e.status, e.cause) for e in events] == [
-        ("suspected", "unknown"),
-        ("confirmed", "unknown"),
+    assert [(e.to_json()["at"], e.status, e.cause) for e in events] == [
+        (at(99.995), "suspected", "unknown"),
+        (at(130), "confirmed", "closed"),
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from posguard.drift import DriftEvent, DriftSettings, EngineMemory, HealAction, Pending
+from posguard.drift import DriftEvent, DriftSettings, HealAction, Pending
 from posguard.errors import ConfigError, ConflictError, RegistryError
 from posguard.frames import parse_positions, parse_positions_history
 from posguard.reconcile import run_cycle
@@ -153,12 +153,14 @@ def test_a_heal_that_loses_to_the_bot_raises_and_writes_nothing(registry: Regist
     registry.write("main", "XRP-USDT-SWAP", pos="108", at_ms=1)
     heal = HealAction("main", KEY, 1, "0", None, None, None, None, _confirmed())
     registry.write("main", "XRP-USDT-SWAP", pos="50", at_ms=5)  # the bot, meanwhile
-    with (
-        pytest.raises(ConflictError, match="changed after it was read"),
-        registry.cycle("main") as tx,
-    ):
-        tx.append_events([_confirmed()])
-        tx.heal(heal)
+
+    def cycle() -> None:
+        with registry.cycle("main") as tx:
+            tx.append_events([_confirmed()])
+            tx.heal(heal)
+
+    with pytest.raises(ConflictError, match="changed after it was read"):
+        cycle()
     row = registry.row("main", KEY)
     assert row is not None
     assert (row["pos"], row["version"]) == ("50", 2)

@@ -1,0 +1,116 @@
+"""The seven classes of issue 12, each a timeline in tests/timelines, asserted exactly.
+
+Every file says in its `note` what it shows. A failing soak life joins them by copying its
+timeline here and adding its expected events below.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from posguard.drift import DriftEvent
+from posguard.errors import PosguardError
+from posguard.replay import replay, timeline_from
+
+TIMELINES = Path(__file__).resolve().parents[1] / "timelines"
+
+Row = tuple[str, str, str, str, str]
+EXPECTED: dict[str, list[Row]] = {
+    # 1. Evidence from an earlier life does not explain the current life's absence.
+    "earlier-life-close-same-posid": [
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "spurious"),
+    ],
+    "earlier-life-close-other-posid-no-memory": [
+        ("00:00:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "spurious"),
+    ],
+    "earlier-life-close-fill-only": [
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "spurious"),
+    ],
+    # 2. A closed registry row is in the diff: healed once with compare-and-set, then quiet.
+    "closed-row-reopened": [
+        ("00:00:00", "XRP-USDT-SWAP", "DRIFT_ADD", "suspected", "reopened"),
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_ADD", "confirmed", "reopened"),
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_ADD", "healed", "reopened"),
+    ],
+    # 3. A bot that records its close and reopen gets no alert.
+    "bot-records-close-and-reopen": [],
+    # 4. A reopen after a confirmed close is a reopen, not a size change.
+    "reopen-after-confirmed-close": [
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "closed"),
+        ("00:01:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "reopened"),
+        ("00:01:30", "XRP-USDT-SWAP", "DRIFT_SIZE", "confirmed", "reopened"),
+    ],
+    # 5. Observations that confirm are distinct and apart in time.
+    "confirmation-needs-time": [
+        ("00:01:00", "ADA-USDT-SWAP", "DRIFT_ADD", "suspected", "unknown"),
+        ("00:01:30", "ADA-USDT-SWAP", "DRIFT_ADD", "confirmed", "external"),
+    ],
+    # 6. One discrepancy, one confirmed event, through a missed answer.
+    "one-confirmed-per-discrepancy": [
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_SIZE", "confirmed", "liquidated"),
+    ],
+    # 7. Keys and clocks.
+    "instid-with-separator": [
+        ("00:00:30", "XRP|USDT%7C-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
+    ],
+    "bot-clock-skew": [
+        ("00:01:30", "XRP-USDT-SWAP", "DRIFT_ADD", "suspected", "unknown"),
+    ],
+    "bot-clock-fast-old-write": [
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "closed"),
+    ],
+    # The incident: suspected, then spurious; never confirmed.
+    "incident-xrp-flap": [
+        ("00:02:27", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
+        ("00:02:58", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "spurious"),
+    ],
+}
+
+
+def replayed(name: str, **changes: object) -> list[DriftEvent]:
+    document = json.loads((TIMELINES / f"{name}.json").read_text())
+    document.update(changes)
+    return list(replay(timeline_from(document, name)))
+
+
+def rows(events: list[DriftEvent]) -> list[Row]:
+    return [(e.to_json()["at"][11:19], e.inst_id, e.kind, e.status, e.cause) for e in events]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_timeline_gives_exactly_its_events(name: str) -> None:
+    assert rows(replayed(name)) == EXPECTED[name]
+
+
+def test_every_timeline_file_is_asserted_somewhere() -> None:
+    older = {"failed-positions-call", "liquidation-type3", "reopened-new-ctime"}
+    assert {p.stem for p in TIMELINES.glob("*.json")} == set(EXPECTED) | older
+
+
+def test_earlier_life_under_heal_writes_nothing() -> None:
+    # The same-posId timeline runs under `heal`: a false confirmation would have healed.
+    events = replayed("earlier-life-close-same-posid")
+    assert not [e for e in events if e.status in ("confirmed", "healed")]
+
+
+def test_the_reopen_names_the_life_that_ended() -> None:
+    events = replayed("reopen-after-confirmed-close")
+    size = events[-1]
+    assert size.evidence["life"]["registry"]["cTime"] == 1766188740000
+    assert size.evidence["exchange"]["cTime"] == 1766188870000
+
+
+def test_registry_rows_are_spelled_as_okx_does() -> None:
+    document = json.loads((TIMELINES / "bot-records-close-and-reopen.json").read_text())
+    document["steps"][1]["registry_write"]["posSide"] = "NET"
+    with pytest.raises(PosguardError, match="posSide 'NET'"):
+        list(replay(timeline_from(document, "bad case")))
+    document["steps"][1]["registry_write"].update(posSide="long", pos="-3")
+    with pytest.raises(PosguardError, match="negative"):
+        list(replay(timeline_from(document, "bad sign")))
