@@ -166,7 +166,7 @@ def apply_plan(
             outcome = _apply(client, change)
         seen.add(change.key)
         outcomes.append(outcome)
-        if outcome.outcome != "dry_run":
+        if not dry_run:
             _record(registry, account, outcome, run_id)
     return outcomes
 

@@ -132,14 +132,13 @@ def plan(
                 vol.value, rule, {"instrument": bound.instrument_max, "tier": bound.tier_max}
             )
         action, reason = _decide(current, target, vol, rule, bound, capped)
-        tier_of = {id(leg): tier for leg, tier in bound.leg_tiers}
         rows.append(
             {
                 "instId": scope.inst_id,
                 "mgnMode": scope.mgn_mode,
                 "posSide": scope.pos_side,
                 "legs": [
-                    {**leg.to_json(), "tier_max": tier_of[id(leg)].max_lever} for leg in scope.legs
+                    {**leg.to_json(), "tier_max": tier.max_lever} for leg, tier in bound.leg_tiers
                 ],
                 "size": scope.largest.size,
                 "lever": current.lever,
