@@ -43,6 +43,13 @@ RULES: dict[str, dict[str, str]] = {
         "body": "{{ event.payload.instId }}: {{ event.payload.outcome }} "
         "{{ event.payload.code }} {{ event.payload.reason }}",
     },
+    "posguard: leverage outcome unknown": {
+        "event": "posguard.leverage.unknown",
+        "subject": "posguard: leverage of {{ event.payload.instId }} unknown after a lost "
+        "answer ({{ event.payload.account }})",
+        "body": "{{ event.payload.instId }} {{ event.payload.mgnMode }} "
+        "{{ event.payload.posSide }}: {{ event.payload.reason }}",
+    },
 }
 
 

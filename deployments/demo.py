@@ -143,10 +143,13 @@ def _summary(registry_url: str, receiver: AlertReceiver, ui: str) -> dict[str, A
                         "instId",
                         "posSide",
                         "mgnMode",
+                        "legs",
                         "lever",
                         "lever_source",
                         "volatility",
                         "target",
+                        "upper",
+                        "bound",
                         "action",
                         "reason",
                     )
@@ -195,9 +198,13 @@ def _print_text(summary: dict[str, Any]) -> None:
     out("\nLeverage plan:\n")
     for row in summary["leverage"]:
         vol = "N/A" if row["volatility"] is None else f"{row['volatility']:.4f}"
+        side = "" if row["posSide"] == "net" else f" {row['posSide']}"
+        bound = "unknown" if row["upper"] is None else f"{row['upper']:g}x {row['bound']}"
         out(
-            f"  {row['instId']:<16} lever {row['lever'] if row['lever'] is not None else 'N/A'}"
-            f" ({row['lever_source']}) vol {vol} -> {row['action']}: {row['reason']}\n"
+            f"  {row['instId']:<16}{side} lever "
+            f"{row['lever'] if row['lever'] is not None else 'N/A'}"
+            f" ({row['lever_source']}) vol {vol} bound {bound} -> {row['action']}: "
+            f"{row['reason']}\n"
         )
     out(f"\nAlerts received ({len(summary['alerts'])}):\n")
     for alert in summary["alerts"]:

@@ -17,7 +17,8 @@ from tasks.runs import record_run
 
 @flow(name="recalculate-leverage", flow_run_name=run_name, log_prints=False)
 def recalculate_leverage(account: str = "main", dry_run: bool = True) -> Any:
-    """Plan per position: current lever and source, volatility, target, bound, action, why."""
+    """Plan per OKX leverage scope (a cross scope in long/short mode covers both legs): the
+    current lever and source, volatility, bound and its source, target, action, why."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     try:

@@ -1,21 +1,35 @@
-"""Applying a leverage plan: set-leverage where the plan says so, then read it back.
+"""Applying a leverage plan: one set-leverage call per scope that must change, then read back.
 
 Dry-run by default. OKX's refusals (pending orders 59101/59107/59112, limits and margin
 59102-59109, portfolio margin 59111) are outcomes recorded with their reason, not errors:
-retrying them cannot help. Transient errors propagate, so the task's retry predicate retries.
-Every applied or refused change is written to the registry's leverage-change table.
+retrying them cannot help.
+
+A write whose answer is lost (timeout, connection reset, 5xx, 50004, a garbled body) may or may
+not have taken effect, so it is never resent: leverage-info is read back and the outcome is
+recorded as what it shows, `applied` or `not_applied`, or `unknown` when even the read-back
+fails. The next run plans from the exchange's state again. Every outcome but a dry run is
+written to the registry's leverage-change table, one row per position the scope covers.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from posguard.errors import RejectedError
+from posguard import frames
+from posguard.errors import (
+    DataError,
+    ExchangeError,
+    ExchangeTimeoutError,
+    MalformedResponseError,
+    RejectedError,
+    TransientExchangeError,
+)
+from posguard.leverage.scope import SHARED
 from posguard.okx import OkxClient
 from posguard.registry import Registry
 
@@ -37,20 +51,35 @@ OUTCOME_CODES = {
     "59000",
 }
 
+# Failures of a write that say nothing about whether it took effect.
+UNKNOWN_OUTCOME = (ExchangeTimeoutError, TransientExchangeError, MalformedResponseError)
+
 
 @dataclass(frozen=True)
 class ChangeOutcome:
     instId: str
-    posSide: str
+    posSide: str  # the scope's: net | long | short | long+short
     mgnMode: str
     from_lever: float | None
     to_lever: float | None
-    outcome: str  # applied | refused | mismatch | dry_run | blocked
+    # applied | not_applied | unknown | refused | mismatch | dry_run | blocked | duplicate
+    outcome: str
     code: str | None
     reason: str
+    legs: tuple[str, ...] = ()  # posSide of each open position the scope covers
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "instId": self.instId,
+            "posSide": self.posSide,
+            "mgnMode": self.mgnMode,
+            "legs": list(self.legs),
+            "from_lever": self.from_lever,
+            "to_lever": self.to_lever,
+            "outcome": self.outcome,
+            "code": self.code,
+            "reason": self.reason,
+        }
 
 
 def _lever_text(value: float | None) -> str | None:
@@ -59,102 +88,188 @@ def _lever_text(value: float | None) -> str | None:
     return f"{value:g}"
 
 
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@dataclass(frozen=True)
+class ScopeChange:
+    """One plan row that asks for a change: the scope and the leverage it should get."""
+
+    inst_id: str
+    mgn_mode: str
+    pos_side: str
+    legs: tuple[str, ...]
+    from_lever: float | None
+    target: float
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.inst_id, self.mgn_mode, self.pos_side)
+
+    def outcome(self, outcome: str, reason: str, code: str | None = None) -> ChangeOutcome:
+        return ChangeOutcome(
+            instId=self.inst_id,
+            posSide=self.pos_side,
+            mgnMode=self.mgn_mode,
+            from_lever=self.from_lever,
+            to_lever=self.target,
+            outcome=outcome,
+            code=code,
+            reason=reason,
+            legs=self.legs,
+        )
+
+
+def _changes(plan: pd.DataFrame) -> list[ScopeChange]:
+    changes: list[ScopeChange] = []
+    for row in plan[plan["action"].isin(["raise", "lower"])].to_dict("records"):
+        target = _finite(row["target"])
+        if target is None:
+            continue
+        changes.append(
+            ScopeChange(
+                inst_id=str(row["instId"]),
+                mgn_mode=str(row["mgnMode"]),
+                pos_side=str(row["posSide"]),
+                legs=tuple(str(leg["posSide"]) for leg in row.get("legs") or ()),
+                from_lever=_finite(row["lever"]),
+                target=target,
+            )
+        )
+    return changes
+
+
 def apply_plan(
     client: OkxClient,
     plan: pd.DataFrame,
     *,
     registry: Registry | None,
     account: str,
-    pos_mode: str | None,
     dry_run: bool = True,
     kill_switch: bool = False,
     run_id: str | None = None,
 ) -> list[ChangeOutcome]:
     outcomes: list[ChangeOutcome] = []
-    changes = plan[plan["action"].isin(["raise", "lower"])]
-    for row in changes.to_dict("records"):
-        target = float(row["target"]) if row["target"] is not None else None
-        current = row["lever"]
-        base = {
-            "instId": row["instId"],
-            "posSide": row["posSide"],
-            "mgnMode": row["mgnMode"],
-            "from_lever": current,
-            "to_lever": target,
-        }
-        if target is None:
-            continue
-        if dry_run:
-            outcomes.append(
-                ChangeOutcome(
-                    **base, outcome="dry_run", code=None, reason=f"dry run: would set {target:g}x"
-                )
+    seen: set[tuple[str, str, str]] = set()
+    for change in _changes(plan):
+        if change.key in seen:
+            # OKX keeps one leverage per scope: a second call would overwrite the first.
+            outcome = change.outcome(
+                "duplicate", "this scope already has a row in this plan; not sent twice"
             )
-            continue
-        if kill_switch:
-            outcome = ChangeOutcome(
-                **base,
-                outcome="blocked",
-                code=None,
-                reason="the leverage kill switch forbids applying",
-            )
-            outcomes.append(outcome)
-            _record(registry, account, outcome, run_id)
-            continue
-        hedged_isolated = pos_mode == "long_short_mode" and row["mgnMode"] == "isolated"
-        try:
-            client.set_leverage(
-                lever=_lever_text(target) or "",
-                mgn_mode=str(row["mgnMode"]),
-                inst_id=str(row["instId"]),
-                pos_side=str(row["posSide"]) if hedged_isolated else None,
-            )
-        except RejectedError as exc:
-            if exc.code not in OUTCOME_CODES:
-                raise
-            outcome = ChangeOutcome(
-                **base, outcome="refused", code=exc.code, reason=exc.okx_msg or str(exc)
-            )
-            logger.warning(
-                "leverage of %s %s not changed: %s %s",
-                row["instId"],
-                row["mgnMode"],
-                exc.code,
-                exc.okx_msg,
-            )
-            outcomes.append(outcome)
-            _record(registry, account, outcome, run_id)
-            continue
-        read_back = _read_back(client, str(row["instId"]), str(row["mgnMode"]), str(row["posSide"]))
-        if read_back is not None and abs(read_back - target) < 1e-9:
-            outcome = ChangeOutcome(
-                **base,
-                outcome="applied",
-                code=None,
-                reason=f"set {target:g}x and read back {read_back:g}x",
-            )
+        elif dry_run:
+            outcome = change.outcome("dry_run", f"dry run: would set {change.target:g}x")
+        elif kill_switch:
+            outcome = change.outcome("blocked", "the leverage kill switch forbids applying")
         else:
-            outcome = ChangeOutcome(
-                **base,
-                outcome="mismatch",
-                code=None,
-                reason=f"set {target:g}x but leverage-info reads "
-                f"{'N/A' if read_back is None else f'{read_back:g}x'}",
-            )
+            outcome = _apply(client, change)
+        seen.add(change.key)
         outcomes.append(outcome)
-        _record(registry, account, outcome, run_id)
+        if not dry_run:
+            _record(registry, account, outcome, run_id)
     return outcomes
 
 
-def _read_back(client: OkxClient, inst_id: str, mgn_mode: str, pos_side: str) -> float | None:
-    for row in client.leverage_info(mgn_mode, [inst_id]):
-        side = row.get("posSide") or "net"
-        if side in (pos_side, "net") or pos_side == "net":
-            try:
-                return float(row["lever"])
-            except (KeyError, TypeError, ValueError):
-                return None
-    return None
+def _apply(client: OkxClient, change: ScopeChange) -> ChangeOutcome:
+    """One set-leverage call for the scope, and what leverage-info says afterwards."""
+    target = change.target
+    try:
+        client.set_leverage(
+            lever=_lever_text(target) or "",
+            mgn_mode=change.mgn_mode,
+            inst_id=change.inst_id,
+            pos_side=change.pos_side if change.pos_side in ("long", "short") else None,
+        )
+    except RejectedError as exc:
+        if exc.code not in OUTCOME_CODES:
+            raise
+        logger.warning(
+            "leverage of %s %s %s not changed: %s %s",
+            change.inst_id,
+            change.mgn_mode,
+            change.pos_side,
+            exc.code,
+            exc.okx_msg,
+        )
+        return change.outcome("refused", exc.okx_msg or str(exc), exc.code)
+    except UNKNOWN_OUTCOME as exc:
+        outcome = _after_lost_answer(client, change, exc)
+        logger.warning(
+            "leverage of %s %s %s: %s: %s",
+            change.inst_id,
+            change.mgn_mode,
+            change.pos_side,
+            outcome.outcome,
+            outcome.reason,
+        )
+        return outcome
+    read_back, why = read_scope_leverage(client, change.inst_id, change.mgn_mode, change.pos_side)
+    if read_back is None:
+        return change.outcome("unknown", f"set {target:g}x, but the read-back failed ({why})")
+    if _same(read_back, target):
+        return change.outcome("applied", f"set {target:g}x and read back {read_back:g}x")
+    return change.outcome("mismatch", f"set {target:g}x but leverage-info reads {read_back:g}x")
+
+
+def _after_lost_answer(client: OkxClient, change: ScopeChange, exc: ExchangeError) -> ChangeOutcome:
+    """The write may or may not have happened: what leverage-info shows decides, no resend."""
+    lost = f"set-leverage to {change.target:g}x got no usable answer ({_what_went_wrong(exc)})"
+    read_back, why = read_scope_leverage(client, change.inst_id, change.mgn_mode, change.pos_side)
+    if read_back is None:
+        reason = (
+            f"{lost} and the read-back failed ({why}): the leverage is unknown until the next "
+            f"run reads it"
+        )
+        return change.outcome("unknown", reason, exc.code)
+    if _same(read_back, change.target):
+        return change.outcome("applied", f"{lost}; leverage-info reads {read_back:g}x", exc.code)
+    reason = (
+        f"{lost}; leverage-info still reads {read_back:g}x: not applied and not resent (the "
+        f"next run plans again)"
+    )
+    return change.outcome("not_applied", reason, exc.code)
+
+
+def _what_went_wrong(exc: ExchangeError) -> str:
+    cause = exc.__cause__
+    if cause is not None:  # the transport's own words: "ReadTimeout: timed out"
+        return f"{type(cause).__name__}: {cause}"
+    parts = [
+        type(exc).__name__,
+        f"HTTP {exc.http_status}" if exc.http_status else "",
+        exc.code or "",
+        exc.okx_msg or "",
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def read_scope_leverage(
+    client: OkxClient, inst_id: str, mgn_mode: str, pos_side: str
+) -> tuple[float | None, str]:
+    """The scope's leverage as leverage-info reads it now, or None and why it cannot be told."""
+    try:
+        rows = frames.parse_leverage_info(client.leverage_info(mgn_mode, [inst_id]))
+    except (ExchangeError, DataError) as exc:
+        return None, str(exc)
+    sides = {"long", "short"} if pos_side == SHARED else {pos_side}
+    mine = rows[
+        (rows["instId"] == inst_id) & (rows["mgnMode"] == mgn_mode) & rows["posSide"].isin(sides)
+    ]
+    levers = mine["lever"].dropna().astype("float64").tolist()
+    if not levers or len(levers) < len(mine):
+        return None, f"leverage-info has no lever for {inst_id} {mgn_mode} {'/'.join(sides)}"
+    if any(not _same(lever, levers[0]) for lever in levers):
+        return None, f"leverage-info reads different levers for one scope: {levers}"
+    return float(levers[0]), ""
 
 
 def _record(
@@ -162,15 +277,18 @@ def _record(
 ) -> None:
     if registry is None:
         return
-    registry.record_leverage_change(
-        account=account,
-        inst_id=outcome.instId,
-        mgn_mode=outcome.mgnMode,
-        pos_side=outcome.posSide,
-        from_lever=_lever_text(outcome.from_lever),
-        to_lever=_lever_text(outcome.to_lever),
-        outcome=outcome.outcome,
-        code=outcome.code,
-        reason=outcome.reason,
-        run_id=run_id,
-    )
+    # A shared cross scope changes the leverage of each of its legs: one row per position, so
+    # the table keeps speaking of positions (account, instId, mgnMode, posSide).
+    for leg in outcome.legs or (outcome.posSide,):
+        registry.record_leverage_change(
+            account=account,
+            inst_id=outcome.instId,
+            mgn_mode=outcome.mgnMode,
+            pos_side=leg,
+            from_lever=_lever_text(outcome.from_lever),
+            to_lever=_lever_text(outcome.to_lever),
+            outcome=outcome.outcome,
+            code=outcome.code,
+            reason=outcome.reason,
+            run_id=run_id,
+        )

@@ -6,6 +6,7 @@ PosguardError
 │   ├── TransientExchangeError      retrying later can help: 5xx, 50001/50013/50026, timeouts
 │   │   ├── RateLimitedError        429, 50011, 50040, 50061
 │   │   └── ExchangeTimeoutError    no answer in time (or 50004 on a read)
+│   │       └── OutcomeUnknownError a write got no complete answer (timeout, reset, ...)
 │   ├── ClockSkewError              50102: the client re-syncs its clock once, then gives up
 │   ├── AuthError                   401 and 501xx credential/permission codes: fix the settings
 │   ├── RejectedError               OKX understood and refused (51xxx, 59xxx, 4xx, unknown path)
@@ -76,6 +77,14 @@ class RateLimitedError(TransientExchangeError):
 
 class ExchangeTimeoutError(TransientExchangeError):
     """No (complete) answer in time; for writes the outcome is unknown."""
+
+
+class OutcomeUnknownError(ExchangeTimeoutError):
+    """A write (POST) got no complete answer: timed out, connection reset, body cut short.
+
+    It may or may not have taken effect on the exchange, so it is never resent blindly: the
+    caller reads the state back and records what it finds.
+    """
 
 
 class ClockSkewError(ExchangeError):

@@ -43,6 +43,7 @@ class LeverageReport:
     outcomes: list[ChangeOutcome] = field(default_factory=list)
 
     def plan_json(self) -> list[dict[str, Any]]:
+        """The plan as JSON: one object per leverage scope, numbers null when unknown."""
         rows: list[dict[str, Any]] = []
         for row in self.plan.to_dict("records"):
             rows.append(
@@ -50,11 +51,23 @@ class LeverageReport:
                     "instId": row["instId"],
                     "posSide": row["posSide"],
                     "mgnMode": row["mgnMode"],
+                    "legs": [
+                        {
+                            "posSide": leg["posSide"],
+                            "size": _number(leg["size"]),
+                            "lever": _number(leg["lever"]),
+                            "lever_source": leg["lever_source"],
+                            "tier_max": _number(leg["tier_max"]),
+                        }
+                        for leg in row["legs"]
+                    ],
                     "lever": _number(row["lever"]),
                     "lever_source": row["lever_source"],
                     "volatility": _number(row["volatility"]),
                     "target": _number(row["target"]),
+                    "upper": _number(row["upper"]),
                     "bound": row["bound"],
+                    "bound_detail": row["bound_detail"],
                     "action": row["action"],
                     "reason": row["reason"],
                 }
@@ -117,14 +130,16 @@ def recalculate(
     )
     for row in leverage_plan.to_dict("records"):
         logger.info(
-            "leverage %s %s %s: lever=%s (%s) volatility=%s target=%s bound=%s -> %s: %s",
+            "leverage %s %s %s %s: lever=%s (%s) volatility=%s target=%s bound=%s (%s) -> %s: %s",
             account,
             row["instId"],
             row["mgnMode"],
+            row["posSide"],
             _text(row["lever"]),
             row["lever_source"],
             row["volatility_text"],
             _text(row["target"]),
+            _text(row["upper"]),
             row["bound"],
             row["action"],
             row["reason"],
@@ -135,7 +150,6 @@ def recalculate(
         leverage_plan,
         registry=registry,
         account=account,
-        pos_mode=snapshot.config.pos_mode,
         dry_run=not apply,
         kill_switch=config.kill_switch,
         run_id=run_id,

@@ -3,7 +3,8 @@
 Events name the account and the instrument as resources:
 - `posguard.expectation.failed`: one per failing (expectation, position);
 - `posguard.drift.confirmed`: confirmed drift (and its escalation);
-- `posguard.leverage.changed` / `posguard.leverage.refused`.
+- `posguard.leverage.changed` / `posguard.leverage.refused` / `posguard.leverage.unknown`, one
+  per leverage scope (posSide `long+short` for a cross scope shared by both legs).
 """
 
 from __future__ import annotations
@@ -174,18 +175,39 @@ def publish_drift(account: str, events: list[DriftEvent]) -> int:
     return alerts
 
 
+# Outcome of a scope's change -> event kind. "unknown": the write's answer was lost and the
+# read-back failed too, so nobody knows which leverage the positions carry now.
+LEVERAGE_EVENTS = {
+    "applied": "changed",
+    "refused": "refused",
+    "not_applied": "refused",
+    "mismatch": "refused",
+    "blocked": "refused",
+    "unknown": "unknown",
+}
+
+
+def _legs_text(legs: list[dict[str, Any]]) -> str:
+    def tier(value: Any) -> str:
+        return "tier unknown" if value is None else f"tier {value:g}x"
+
+    return ", ".join(f"{leg['posSide']} {leg['size']:g} ({tier(leg['tier_max'])})" for leg in legs)
+
+
 @task(name="publish-leverage", **LOCAL)
 def publish_leverage(account: str, report: LeverageReport) -> None:
-    rows = report.plan_json()
+    # A table cell shows text: each leg as "long 600 (tier 25x)".
+    rows = [{**row, "legs": _legs_text(row["legs"])} for row in report.plan_json()]
     create_table_artifact(
         key=artifact_key("leverage-plan", account),
         table=rows[:MAX_ROWS],
-        description=f"Leverage plan of {account} (volatility null = N/A)",
+        description=f"Leverage plan of {account}, one row per OKX leverage scope "
+        f"(volatility null = N/A; upper null = bound unknown, kept)",
     )
     for outcome in report.outcomes:
-        if outcome.outcome not in ("applied", "refused", "mismatch", "blocked"):
+        kind = LEVERAGE_EVENTS.get(outcome.outcome)
+        if kind is None:
             continue
-        kind = "changed" if outcome.outcome == "applied" else "refused"
         emit_event(
             event=f"posguard.leverage.{kind}",
             resource=resource(account, outcome.instId, outcome.posSide, outcome.mgnMode),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,24 +53,51 @@ def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool
             }
         )
         return
-    for row in report.plan_json():
-        lever = "N/A" if row["lever"] is None else f"{row['lever']:g}x"
-        target = "N/A" if row["target"] is None else f"{row['target']:g}x"
-        vol = "N/A" if row["volatility"] is None else f"{row['volatility']:.4f}"
-        typer.echo(
-            f"{row['instId']:<18} {row['mgnMode']:<8} lever {lever:<6} "
-            f"({row['lever_source']}) vol {vol:<7} target {target:<6} "
-            f"{row['action']:<5} {row['reason']}"
-        )
+    typer.echo(plan_table(report.plan_json()))
     for outcome in report.outcomes:
-        typer.echo(f"  {outcome.instId}: {outcome.outcome} {outcome.code or ''} {outcome.reason}")
+        code = f" {outcome.code}" if outcome.code else ""
+        typer.echo(
+            f"  {outcome.instId} {outcome.mgnMode} {outcome.posSide}: {outcome.outcome}{code} "
+            f"{outcome.reason}"
+        )
+
+
+def _times(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:g}x"
+
+
+def plan_table(rows: list[dict[str, Any]]) -> str:
+    """The plan as fixed-width text: one line per leverage scope, the bound in its own column."""
+    header = (
+        f"{'instId':<18} {'mgnMode':<8} {'posSide':<10} {'legs (contracts)':<22} "
+        f"{'lever':<6} {'source':<13} {'vol':<7} {'target':<6} {'bound':<15} {'action':<6} reason"
+    )
+    lines = [header]
+    for row in rows:
+        legs = ", ".join(f"{leg['posSide']} {_size(leg['size'])}" for leg in row["legs"])
+        vol = "N/A" if row["volatility"] is None else f"{row['volatility']:.4f}"
+        bound = "unknown" if row["upper"] is None else f"{_times(row['upper'])} {row['bound']}"
+        lines.append(
+            f"{row['instId']:<18} {row['mgnMode']:<8} {row['posSide']:<10} {legs:<22} "
+            f"{_times(row['lever']):<6} {row['lever_source']:<13} {vol:<7} "
+            f"{_times(row['target']):<6} {bound:<15} {row['action']:<6} {row['reason']}"
+        )
+    return "\n".join(lines)
+
+
+def _size(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:g}"
 
 
 @leverage_app.command("plan")
 def plan_command(
     account: AccountOption = None, as_json: JsonOption = False, config: ConfigOption = None
 ) -> None:
-    """Show, per open position, the current leverage, volatility, target and action."""
+    """Show, per leverage scope, the current leverage, volatility, bound, target and action.
+
+    OKX sets leverage per scope: in long/short mode a cross scope is shared by the long and
+    the short leg of an instrument (posSide long+short), an isolated scope is one leg.
+    """
     _run(account, config, apply=False, as_json=as_json)
 
 

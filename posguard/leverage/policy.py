@@ -1,10 +1,12 @@
-"""The leverage policy: volatility in, a target leverage and an action out (pure).
+"""The leverage policy: volatility in, a target leverage and an action per scope out (pure).
 
+OKX sets leverage per scope (posguard.leverage.scope), so the plan has one row per scope.
 target = clamp(target_vol / max(vol, vol_floor), min_lever, upper) rounded down to a whole
-leverage, where upper = min(configured max, the instrument's max, the max of the position
-tier its current size falls in). Exchange limits win over `min_lever`. A target within the
-hysteresis band of the current leverage is kept, so small volatility moves do not churn.
-Missing volatility keeps the current leverage; unknown current leverage is skipped.
+leverage, where upper = min(configured max, the instrument's max, the tightest position tier
+of the scope's legs) (posguard.leverage.bounds). Exchange limits win over `min_lever`. A target
+within the hysteresis band of the current leverage is kept, so small volatility moves do not
+churn. Missing volatility, or a tier bound that cannot be known (a size past the last tier,
+tiers not read), keeps the current leverage; an unknown current leverage is skipped.
 """
 
 from __future__ import annotations
@@ -14,23 +16,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from posguard.leverage.bounds import ScopeBound, TierTable, scope_bound
+from posguard.leverage.scope import CurrentLeverage, current_leverage, scopes_of
 from posguard.leverage.volatility import Volatility
 
 PLAN_COLUMNS = [
     "instId",
-    "posSide",
     "mgnMode",
-    "size",
+    "posSide",  # the scope's: net | long | short (isolated) | long+short (cross, both legs)
+    "legs",  # the open positions the scope covers: posSide, size, lever, tier_max each
+    "size",  # contracts of the largest leg
     "lever",
     "lever_source",
     "volatility",
     "volatility_text",
     "target",
-    "upper",
-    "bound",
+    "upper",  # the bound on the target; None when it cannot be known (then: keep)
+    "bound",  # where the bound comes from: config | instrument | tier | unknown
+    "bound_detail",
+    "capped",  # which bound (or "min") moved the target; "none" when none did
     "action",
     "reason",
 ]
@@ -87,21 +93,6 @@ def target_leverage(
     return float(target), upper, applied
 
 
-def tier_max(
-    tiers: pd.DataFrame | None, inst_family: str | None, mgn_mode: str, size: float
-) -> float | None:
-    """The maxLever of the tier that holds `size` contracts, or None when unknown."""
-    if tiers is None or tiers.empty or not inst_family:
-        return None
-    rows = tiers[tiers["instFamily"] == inst_family]
-    if "tdMode" in rows.columns:
-        rows = rows[rows["tdMode"] == mgn_mode]
-    holding = rows[(rows["minSz"].fillna(0) <= size) & (rows["maxSz"].fillna(np.inf) >= size)]
-    if holding.empty:
-        return None
-    return float(holding["maxLever"].min())
-
-
 def plan(
     positions: pd.DataFrame,
     volatility: Mapping[str, Volatility],
@@ -111,42 +102,54 @@ def plan(
     *,
     instrument_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
-    """One row per open position: current lever, volatility, target, bound, action, why."""
+    """One row per leverage scope of the open positions (never two rows for one scope).
+
+    Each row: the legs it covers, the current leverage and its source, the volatility, the
+    bound and where it comes from, the target, the action and why.
+    """
     specs: dict[str, dict[str, Any]] = {  # the last record of an instId wins
         str(r["instId"]): {str(k): v for k, v in r.items()} for r in instruments.to_dict("records")
     }
+    tier_table = TierTable(tiers)
     rows: list[dict[str, Any]] = []
-    open_positions = positions[positions["is_open"]]
-    for raw in open_positions.to_dict("records"):
-        record = {str(k): v for k, v in raw.items()}
-        inst_id = str(record["instId"])
-        rule = policy.with_overrides((instrument_overrides or {}).get(inst_id))
-        vol = volatility.get(inst_id) or Volatility(None, "realized", 0, "no candles fetched")
-        current = _finite_positive(record.get("lever"))
-        spec = specs.get(inst_id, {})
-        size = float(record.get("size") or 0.0)
+    for scope in scopes_of(positions):
+        rule = policy.with_overrides((instrument_overrides or {}).get(scope.inst_id))
+        vol = volatility.get(scope.inst_id) or Volatility(None, "realized", 0, "no candles fetched")
+        spec = specs.get(scope.inst_id, {})
         family = spec.get("instFamily")
-        bounds: dict[str, float | None] = {
-            "instrument": _finite_positive(spec.get("maxLever")),
-            "tier": tier_max(
-                tiers, family if isinstance(family, str) else None, str(record["mgnMode"]), size
-            ),
-        }
-        target, upper, bound = target_leverage(vol.value, rule, bounds)
-        action, reason = _decide(record, current, target, vol, rule, upper, bound)
+        bound = scope_bound(
+            scope,
+            config_max=rule.max_lever,
+            instrument_max=spec.get("maxLever"),
+            inst_family=family if isinstance(family, str) else None,
+            tiers=tier_table,
+        )
+        current = current_leverage(scope)
+        target: float | None = None
+        capped = "none"
+        if bound.upper is not None:
+            target, _, capped = target_leverage(
+                vol.value, rule, {"instrument": bound.instrument_max, "tier": bound.tier_max}
+            )
+        action, reason = _decide(current, target, vol, rule, bound, capped)
         rows.append(
             {
-                "instId": inst_id,
-                "posSide": record["posSide"],
-                "mgnMode": record["mgnMode"],
-                "size": size,
-                "lever": current,
-                "lever_source": record.get("lever_source") or "position",
+                "instId": scope.inst_id,
+                "mgnMode": scope.mgn_mode,
+                "posSide": scope.pos_side,
+                "legs": [
+                    {**leg.to_json(), "tier_max": tier.max_lever} for leg, tier in bound.leg_tiers
+                ],
+                "size": scope.largest.size,
+                "lever": current.lever,
+                "lever_source": current.source,
                 "volatility": vol.value,
                 "volatility_text": vol.text,
                 "target": target,
-                "upper": upper if math.isfinite(upper) else None,
-                "bound": bound,
+                "upper": bound.upper,
+                "bound": bound.source,
+                "bound_detail": bound.detail,
+                "capped": capped,
                 "action": action,
                 "reason": reason,
             }
@@ -154,30 +157,38 @@ def plan(
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
 def _decide(
-    record: Mapping[str, Any],
-    current: float | None,
+    current: CurrentLeverage,
     target: float | None,
     vol: Volatility,
     policy: LeveragePolicy,
-    upper: float,
-    bound: str,
+    bound: ScopeBound,
+    capped: str,
 ) -> tuple[str, str]:
-    if current is None:
-        why = record.get("lever_reason") or "current leverage unknown"
-        return "skip", f"{why}; a leverage that cannot be read is not changed"
+    if current.lever is None:
+        return "skip", f"{current.problem}; a leverage that cannot be read is not changed"
+    lever = current.lever
+    if bound.upper is None:
+        return "keep", f"{bound.detail}; keeping the current {lever:g}x"
     if target is None:
-        return "keep", f"volatility N/A ({vol.reason}); keeping the current {current:g}x"
-    if current > upper:
-        return "lower", f"current {current:g}x is above the {bound} limit {upper:g}x"
-    if target == current:
+        return "keep", f"volatility N/A ({vol.reason}); keeping the current {lever:g}x"
+    upper = bound.upper
+    if lever > upper and not _same(lever, upper):
+        return "lower", (
+            f"current {lever:g}x is above the {bound.source} limit {upper:g}x ({bound.detail})"
+        )
+    if _same(target, lever):
         return "keep", f"target {target:g}x equals the current leverage"
-    change = abs(target - current) / current
+    change = abs(target - lever) / lever
     if change <= policy.hysteresis:
         return "keep", (
             f"target {target:g}x is within {policy.hysteresis:.0%} of the current "
-            f"{current:g}x (hysteresis)"
+            f"{lever:g}x (hysteresis)"
         )
-    limit = f", capped by the {bound} limit {upper:g}x" if bound not in ("none", "min") else ""
-    direction = "raise" if target > current else "lower"
-    return direction, (f"volatility {vol.text}/day targets {target:g}x (from {current:g}x){limit}")
+    limit = f", capped by the {bound.source} limit {upper:g}x" if capped == bound.source else ""
+    direction = "raise" if target > lever else "lower"
+    return direction, f"volatility {vol.text}/day targets {target:g}x (from {lever:g}x){limit}"

@@ -22,6 +22,7 @@ from posguard.errors import (
     ClockSkewError,
     ConfigError,
     ExchangeTimeoutError,
+    OutcomeUnknownError,
     RateLimitedError,
     TransientExchangeError,
 )
@@ -238,22 +239,8 @@ class OkxClient:
                 content=body_text.encode("utf-8") if body is not None else None,
                 headers=headers,
             )
-        except httpx.TimeoutException as exc:
-            raise ExchangeTimeoutError(
-                f"{ctx.describe()} timed out ({type(exc).__name__}); the exchange or the "
-                f"network is slow. Reads are retried; raise http_timeout_seconds if it persists",
-                endpoint=endpoint.path,
-                method=endpoint.method,
-                account=self.account_name,
-            ) from exc
         except httpx.TransportError as exc:
-            raise TransientExchangeError(
-                f"{ctx.describe()} could not reach {self.base_url} ({type(exc).__name__}: "
-                f"{exc}); check the network and base_url",
-                endpoint=endpoint.path,
-                method=endpoint.method,
-                account=self.account_name,
-            ) from exc
+            raise self._transport_error(exc, endpoint, ctx) from exc
         status = response.status_code
         raw = response.content
         # A big answer exists three times while decoding (bytes, text, objects): drop the
@@ -271,6 +258,37 @@ class OkxClient:
         if self._cache is not None and cache_key is not None:
             self._cache.put(cache_key, data)
         return data
+
+    def _transport_error(
+        self, exc: httpx.TransportError, endpoint: ep.Endpoint, ctx: CallContext
+    ) -> TransientExchangeError:
+        path, method, account = endpoint.path, endpoint.method, self.account_name
+        if endpoint.method != "GET":
+            # A timeout and a reset look alike from here: the exchange may have applied the
+            # write before the answer was lost. Resending could apply it twice.
+            return OutcomeUnknownError(
+                f"{ctx.describe()} got no complete answer ({type(exc).__name__}: {exc}); "
+                f"whether the exchange applied it is unknown: read the state back before "
+                f"sending it again",
+                endpoint=path,
+                method=method,
+                account=account,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return ExchangeTimeoutError(
+                f"{ctx.describe()} timed out ({type(exc).__name__}); the exchange or the "
+                f"network is slow. Reads are retried; raise http_timeout_seconds if it persists",
+                endpoint=path,
+                method=method,
+                account=account,
+            )
+        return TransientExchangeError(
+            f"{ctx.describe()} could not reach {self.base_url} ({type(exc).__name__}: "
+            f"{exc}); check the network and base_url",
+            endpoint=path,
+            method=method,
+            account=account,
+        )
 
     def _auth_headers(
         self, endpoint: ep.Endpoint, request_path: str, body_text: str, ctx: CallContext

@@ -96,6 +96,15 @@ def lever_key(account: Account, inst_id: str, mgn_mode: str, pos_side: str) -> L
     return (inst_id, mgn_mode, "net")
 
 
+def scope_sides(account: Account, mgn_mode: str, key_side: str) -> list[str]:
+    """The posSides of the positions one leverage setting (a lever_key) governs."""
+    if account.pos_mode != "long_short_mode":
+        return ["net"]
+    if mgn_mode == "isolated":
+        return [key_side]
+    return ["long", "short"]
+
+
 def leverage_of(account: Account, inst: Instrument, mgn_mode: str, pos_side: str) -> Decimal:
     default = min(Decimal(10), inst.max_lever)
     return account.leverage.get(lever_key(account, inst.inst_id, mgn_mode, pos_side), default)
@@ -481,12 +490,11 @@ def set_leverage(
             "Leverage can't be modified. Please cancel all pending cross-margin orders before "
             "adjusting the leverage.",
         )
-    sides = (
-        [pos_side]
-        if pos_side in ("long", "short") and mgn_mode == "isolated"
-        else (["long", "short"] if account.pos_mode == "long_short_mode" else ["net"])
-    )
-    for side in sides:
+    key = lever_key(account, inst.inst_id, mgn_mode, pos_side or "net")
+    # The positions this leverage applies to follow from the account's mode, not from the
+    # posSide a client sends (OKX needs it only for isolated legs in long/short mode). A
+    # shared cross scope must fit the tier of each leg: the large leg binds the small one.
+    for side in scope_sides(account, mgn_mode, key[2]):
         held = account.positions.get((inst.inst_id, mgn_mode, side))
         if held is not None and lever > inst.tier_for(abs(held.pos)).max_lever:
             raise SimRefusal(
@@ -494,7 +502,6 @@ def set_leverage(
                 "The borrowed position has exceeded the maximum position of this leverage. "
                 "Please lower the leverage.",
             )
-    key = lever_key(account, inst.inst_id, mgn_mode, pos_side or "net")
     account.leverage[key] = lever
     if key[2] == "net" and account.pos_mode == "long_short_mode":
         answer_side = ""

@@ -23,7 +23,7 @@ from posguard.sim.market import (
     synthetic_instruments,
     tier_record,
 )
-from posguard.sim.numbers import dec, round_to
+from posguard.sim.numbers import dec, okx_str, round_to
 from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step, parse_instant
 
 # The credentials of the default account: fixed, documented and obviously not real.
@@ -567,6 +567,11 @@ class SimExchange:
                                 "pos": str(p.pos),
                                 "posId": p.pos_id,
                                 "cTime": p.c_time,
+                                "lever": okx_str(
+                                    book.leverage_of(
+                                        a, self.instruments[p.inst_id], p.mgn_mode, p.pos_side
+                                    )
+                                ),
                             }
                             for p in a.positions.values()
                         ],

@@ -100,6 +100,7 @@ class Instrument:
         return self.inst_id.split("-")[0]
 
     def tier_for(self, contracts: Decimal) -> Tier:
+        """The tier holding `contracts`; past the last tier, the last (strictest) one."""
         for tier in self.tiers:
             if contracts <= tier.max_sz:
                 return tier
