@@ -28,7 +28,7 @@ logger = logging.getLogger("posguard.reconcile")
 ATTEMPTS = 3
 # Points inside a cycle's transaction where a crash is survivable; `checkpoint` is called
 # with each, in this order (tests kill the process there).
-WRITE_POINTS = ("heal", "memory", "events", "commit")
+WRITE_POINTS = ("heal", "memory", "events", "commit", "committed")
 
 
 @dataclass
@@ -105,6 +105,7 @@ def run_cycle(
                 reached("events")
                 stored = tx.append_events(events, run_id=run_id)
                 reached("commit")
+            reached("committed")
             timings["registry_write"] = time.perf_counter() - engine
             if result.guarded:
                 notes.append(f"{len(result.guarded)} keys written by the bot during the snapshot")

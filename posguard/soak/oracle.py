@@ -200,9 +200,11 @@ def discrepancies(
                 _, belief, by_heal = next_write
                 landed.append(belief)
                 healed_now = healed_now or by_heal
+                # A bot's write keeps the stored lever when it gives none; a heal writes
+                # every field (a compare-and-set of the whole row).
                 lever = (
                     belief.lever
-                    if belief.lever is not None
+                    if belief.lever is not None or by_heal
                     else (registered.lever if registered is not None else None)
                 )
                 registered = Registered(belief.pos, lever, belief.life)
