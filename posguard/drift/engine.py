@@ -394,7 +394,10 @@ class _Cycle:
         if pending is not None and (pending.kind != kind or rewritten):
             # Another kind of discrepancy, or a new write by the bot (a new belief, even if
             # still wrong): the one being watched is over.
-            if finding is not None and finding.hold and not rewritten:
+            lost = (finding is not None and finding.hold) or (
+                finding is None and self._lost_from_answer(key, row)
+            )
+            if lost and not rewritten:
                 # The answer lost a position that evidence says is open: this cycle says
                 # nothing about the discrepancy already being watched.
                 return
@@ -406,6 +409,21 @@ class _Cycle:
             self._open(text, key, kind, finding, row)
         else:
             self._observe(key, pending, finding, row)
+
+    def _lost_from_answer(self, key: Key, row: dict[str, Any] | None) -> bool:
+        """Is the exchange's side of this key missing from this answer although the life
+        last seen there has no recorded end (OKX records every close)?"""
+        if row is not None and row["_merge"] != "right_only":
+            return False
+        seen = self.state.seen.get(key_text(key))
+        if seen is None or seen.c_time < self.evidence.since_ms:
+            return False
+        closed = ev.newest_record_of(self.evidence.history_of(key), seen.life)
+        if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
+            return False
+        fills = self.evidence.fills_of(key)
+        later = fills[fills["stamp"] > seen.seen_ms] if not fills.empty else fills
+        return ev.closing_fills(later).empty
 
     def _open(
         self, text: str, key: Key, kind: str, finding: _Finding, row: dict[str, Any]
