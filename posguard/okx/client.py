@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from posguard.errors import (
     ClockSkewError,
     ConfigError,
     ExchangeTimeoutError,
+    MalformedResponseError,
     RateLimitedError,
     TransientExchangeError,
 )
@@ -46,6 +48,11 @@ def _wall_clock_ms() -> int:
 # 10 requests per 2 s per IP, which a run opening a client per task would exhaust.
 _OFFSETS: dict[str, tuple[int, float]] = {}
 OFFSET_TTL_SECONDS = 300.0
+
+
+# An epoch in ms as OKX writes it: ASCII digits (int() would also take "1_000" or "١٢٣"),
+# at most 15 of them (past year 30000: a broken clock, not a time).
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -161,7 +168,7 @@ class OkxClient:
         sent = self._wall_clock_ms()
         data = self._send(ep.PUBLIC_TIME, None, None)
         received = self._wall_clock_ms()
-        server_ms = int(str(data[0]["ts"]))
+        server_ms = self._server_ms(data)
         self._offset_ms = server_ms - (sent + received) // 2
         self._clock_synced = True
         if self._shares_offset:
@@ -254,6 +261,23 @@ class OkxClient:
                 method=endpoint.method,
                 account=self.account_name,
             ) from exc
+        except httpx.DecodingError as exc:
+            # The body arrived but its Content-Encoding (gzip, deflate...) does not decode.
+            raise MalformedResponseError(
+                f"{ctx.describe()} answered with a body that cannot be decoded ({exc}); if it "
+                f"persists, check base_url in settings and any proxy in between",
+                endpoint=endpoint.path,
+                method=endpoint.method,
+                account=self.account_name,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransientExchangeError(
+                f"{ctx.describe()} failed before an answer was read ({type(exc).__name__}: "
+                f"{exc}); check base_url in settings",
+                endpoint=endpoint.path,
+                method=endpoint.method,
+                account=self.account_name,
+            ) from exc
         status = response.status_code
         raw = response.content
         # A big answer exists three times while decoding (bytes, text, objects): drop the
@@ -321,8 +345,26 @@ class OkxClient:
     # -- endpoints ---------------------------------------------------------------------------
 
     def server_time_ms(self) -> int:
-        data = self.request(ep.PUBLIC_TIME)
-        return int(str(data[0]["ts"]))
+        return self._server_ms(self.request(ep.PUBLIC_TIME))
+
+    def _server_ms(self, data: list[Any]) -> int:
+        """The epoch ms of a public/time answer: `[{"ts": "<digits>"}]` and nothing else."""
+        first = data[0] if data else None
+        stamp = first.get("ts") if isinstance(first, dict) else None
+        if not (isinstance(stamp, str) and _EPOCH_MS.fullmatch(stamp)):
+            if first is None:
+                got = "no record"
+            elif isinstance(first, dict):
+                got = f"ts {stamp!r:.40}" if "ts" in first else "a record without ts"
+            else:
+                got = f"a {type(first).__name__} instead of a record"
+            raise MalformedResponseError(
+                f"OKX GET {ep.PUBLIC_TIME.path} answered {got}, not [{{'ts': '<epoch ms>'}}]; "
+                f"the exchange clock cannot be read. If it persists, check base_url in settings",
+                endpoint=ep.PUBLIC_TIME.path,
+                account=self.account_name,
+            )
+        return int(stamp)
 
     def instruments(
         self,
@@ -454,7 +496,20 @@ class OkxClient:
             body["ccy"] = ccy
         if pos_side:
             body["posSide"] = pos_side
-        return self.request(ep.SET_LEVERAGE, body=body)
+        data = self.request(ep.SET_LEVERAGE, body=body)
+        if not data:
+            # OKX answers one item per request; without it nothing says the change was made.
+            raise MalformedResponseError(
+                f"OKX POST {ep.SET_LEVERAGE.path} for account {self.account_name!r} "
+                f"(instId {inst_id or ccy}) answered code 0 with no result item; whether the "
+                f"leverage changed is unknown: read it back (leverage-info) before deciding",
+                endpoint=ep.SET_LEVERAGE.path,
+                method="POST",
+                account=self.account_name,
+                code="0",
+                inst_id=inst_id,
+            )
+        return data
 
     def candles(
         self,
