@@ -30,6 +30,7 @@ from posguard.errors import (
 from posguard.okx import endpoints as ep
 from posguard.okx.cache import CACHEABLE, PublicCache
 from posguard.okx.envelope import CallContext, decode
+from posguard.okx.paging import PagedRecords, record_field, row_member, walk_back
 from posguard.okx.ratelimit import SHARED_LIMITER, RateLimiter
 from posguard.okx.signing import okx_timestamp, sign
 from posguard.settings import AccountSettings, Settings
@@ -324,23 +325,28 @@ class OkxClient:
         endpoint: ep.Endpoint,
         params: Params,
         *,
-        cursor_of: Callable[[list[Any]], str | None],
+        cursor_of: Callable[[Any], int | None],
+        time_of: Callable[[Any], int | None],
         limit: int,
         max_pages: int,
-    ) -> list[Any]:
-        """Follow `after` cursors (records older than the cursor) until a short page."""
-        rows: list[Any] = []
-        after = params.get("after")
-        for _ in range(max_pages):
-            page = self.request(endpoint, {**params, "after": after, "limit": str(limit)})
-            rows.extend(page)
-            if len(page) < limit:
-                break
-            cursor = cursor_of(page)
-            if cursor is None or cursor == after:
-                break
-            after = cursor
-        return rows
+        warn_when_cut: bool = True,
+    ) -> PagedRecords[Any]:
+        """Follow `after` cursors back in time; the result says whether the walk was cut."""
+        who = f" for account {self.account_name!r}" if self.account_name else ""
+
+        def fetch_page(after: str | None) -> list[Any]:
+            return self.request(endpoint, {**params, "after": after, "limit": str(limit)})
+
+        return walk_back(
+            fetch_page,
+            first_after=params.get("after"),
+            limit=limit,
+            max_pages=max_pages,
+            cursor_of=cursor_of,
+            time_of=time_of,
+            describe=f"OKX GET {endpoint.path}{who}",
+            warn_when_cut=warn_when_cut,
+        )
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -447,15 +453,12 @@ class OkxClient:
         before_ms: int | None = None,
         limit: int = 100,
         max_pages: int = 10,
-    ) -> list[Record]:
-        """Closed and partially closed positions, newest first, paged by uTime."""
+    ) -> PagedRecords[Record]:
+        """Closed and partially closed positions, newest first, paged by uTime.
 
-        def oldest_utime(page: list[Any]) -> str | None:
-            # OKX returns every record sharing a uTime in one page, so `after` the oldest
-            # uTime loses nothing.
-            times = [int(r["uTime"]) for r in page if str(r.get("uTime", "")).isdigit()]
-            return str(min(times)) if times else None
-
+        `before_ms` is the lower bound (records updated after it); the result's `complete`
+        says whether the walk reached it or stopped at `max_pages`.
+        """
         params: Params = {
             "instType": inst_type,
             "instId": inst_id,
@@ -465,10 +468,13 @@ class OkxClient:
             "after": None if after_ms is None else str(after_ms),
             "before": None if before_ms is None else str(before_ms),
         }
+        # OKX returns every record sharing a uTime in one page, so `after` the oldest uTime
+        # loses nothing.
         return self._paged(
             ep.POSITIONS_HISTORY,
             params,
-            cursor_of=oldest_utime,
+            cursor_of=record_field("uTime"),
+            time_of=record_field("uTime"),
             limit=min(limit, 100),
             max_pages=max_pages,
         )
@@ -521,13 +527,12 @@ class OkxClient:
         before_ms: int | None = None,
         max_pages: int = 1,
         history: bool = False,
-    ) -> list[list[str]]:
-        """Candles newest first; `max_pages` > 1 walks back in time with `after`."""
+    ) -> PagedRecords[list[str]]:
+        """Candles newest first; `max_pages` > 1 walks back in time with `after`.
 
-        def oldest_ts(page: list[Any]) -> str | None:
-            stamps = [int(row[0]) for row in page if row and str(row[0]).isdigit()]
-            return str(min(stamps)) if stamps else None
-
+        A walk cut at `max_pages` is logged only when a range was asked (`before_ms`): without
+        one, `limit` x `max_pages` is how many bars the caller wants.
+        """
         endpoint = ep.HISTORY_CANDLES if history else ep.CANDLES
         params: Params = {
             "instId": inst_id,
@@ -536,7 +541,13 @@ class OkxClient:
             "before": None if before_ms is None else str(before_ms),
         }
         return self._paged(
-            endpoint, params, cursor_of=oldest_ts, limit=min(limit, 300), max_pages=max_pages
+            endpoint,
+            params,
+            cursor_of=row_member(0),
+            time_of=row_member(0),
+            limit=min(limit, 300),
+            max_pages=max_pages,
+            warn_when_cut=before_ms is not None,
         )
 
     def fills(
@@ -549,15 +560,14 @@ class OkxClient:
         limit: int = 100,
         max_pages: int = 10,
         history: bool = False,
-    ) -> list[Record]:
-        """Fills newest first (last 3 days, or 3 months with `history`), paged by billId."""
+    ) -> PagedRecords[Record]:
+        """Fills newest first (last 3 days, or 3 months with `history`), paged by billId.
+
+        `begin_ms` is the lower bound (fills at or after it); the result's `complete` says
+        whether the walk reached it or stopped at `max_pages`.
+        """
         if history and not inst_type:
             raise ConfigError("fills-history needs inst_type (OKX requires instType there)")
-
-        def oldest_bill(page: list[Any]) -> str | None:
-            bills = [int(r["billId"]) for r in page if str(r.get("billId", "")).isdigit()]
-            return str(min(bills)) if bills else None
-
         params: Params = {
             "instType": inst_type,
             "instId": inst_id,
@@ -567,7 +577,8 @@ class OkxClient:
         return self._paged(
             ep.FILLS_HISTORY if history else ep.FILLS,
             params,
-            cursor_of=oldest_bill,
+            cursor_of=record_field("billId"),
+            time_of=record_field("ts"),
             limit=min(limit, 100),
             max_pages=max_pages,
         )
