@@ -76,8 +76,8 @@ _EMPTY: dict[str, pd.DataFrame] = {}
 # A decimal number as text: ASCII digits, an optional sign, point and exponent.
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # What float() reads besides plain decimals, once non-ASCII text and non-finite results are
-# ruled out: underscores between digits and surrounding whitespace.
-_LENIENT = re.compile(r"[_\s]")
+# ruled out: underscores between digits and surrounding (ASCII) whitespace.
+_LENIENT_CHARS = "_ \t\n\r\x0b\x0c"
 # Integers beyond this lose digits in a float64 (and past 2**63 do not fit an Int64 at all).
 _EXACT_INT = float(2**53)
 
@@ -126,8 +126,8 @@ def _refuse_non_strings(
 
 def _plain_decimals(values: list[str | None]) -> bool:
     """Whether no present value uses float()'s leniencies (checked over all values at once)."""
-    text = "".join(v for v in values if v)
-    return text.isascii() and _LENIENT.search(text) is None
+    text = "".join(filter(None, values))
+    return text.isascii() and not any(c in text for c in _LENIENT_CHARS)
 
 
 def _is_plain_finite(text: str) -> bool:
