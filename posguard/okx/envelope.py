@@ -7,6 +7,7 @@ subclass whose message names the call, the account, OKX's code and message, and 
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -150,7 +151,8 @@ def _describe_data(payload: dict[str, Any]) -> str:
     if data is None:
         return "with 'data' null"
     kind = {dict: "an object", str: "a string", bool: "a boolean"}.get(type(data), "a number")
-    return f"with 'data' {kind} ({_snippet(json.dumps(data), 40)})"
+    # reprlib: bounded however large or deep the value is.
+    return f"with 'data' {kind} ({reprlib.repr(data)})"
 
 
 def _raise_item_errors(data: list[Any], ctx: CallContext, http_status: int) -> None:
