@@ -27,6 +27,14 @@ from posguard.frames.schema import Schema
 from posguard.leverage import resolve_leverage
 from tests.conftest import SAMPLES
 
+# Hypothesis warns when the global `random` state changes while a strategy draws. These
+# strategies never touch it, but in a full run other tests' background threads (the session's
+# Prefect harness and its clients, retry jitter) do, at any moment: that warning is noise here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
+
 SOURCES: dict[Entity, tuple[str, ...]] = {
     "positions": (
         "positions_ccxt_1.json",
