@@ -166,8 +166,8 @@ def pipeline_pass(
             raw_history = client.positions_history(inst_type="SWAP", before_ms=since)
             raw_fills = client.fills(inst_type="SWAP", begin_ms=since)
         with measure("parse"):
-            history = frames.parse_positions_history(raw_history)
-            fills = frames.parse_fills(raw_fills)
+            history = frames.parse_positions_history(raw_history.records)
+            fills = frames.parse_fills(raw_fills.records)
     with measure("validate"):
         report = _runner().validate(
             positions_frame(positions, instruments),

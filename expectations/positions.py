@@ -34,6 +34,12 @@ def positions_suite(name: str = "posguard-positions") -> gx.ExpectationSuite:
                 ignore_row_if="either_value_is_missing",
                 meta=_rule("lever <= instrument max lever"),
             ),
+            gxe.ExpectColumnValuesToBeInSet(
+                # Open contract positions on known instruments only (NA elsewhere).
+                column="contract_spec_ok",
+                value_set=[True],
+                meta=_rule("ctVal and ctMult known"),
+            ),
             gxe.ExpectColumnValuesToBeBetween(
                 column="notional_rel_err",
                 min_value=0,

@@ -121,6 +121,14 @@ POSITION_RULES: dict[str, Rule] = {
                 f"{fmt(row.get('maxLever'))}"
             ),
         ),
+        Rule(
+            "ctVal and ctMult known",
+            lambda row: (
+                f"ctVal {fmt(row.get('ctVal'))} x ctMult {fmt(row.get('ctMult'))} of the "
+                f"instrument is unknown or not positive: the position's notional is unknown "
+                f"(never assumed); check the instruments answer"
+            ),
+        ),
         Rule("notional consistent with ctVal", _notional),
         Rule("contracts used as coins", _coins),
         Rule(

@@ -28,6 +28,11 @@ def positions_frame(positions: pd.DataFrame, instruments: pd.DataFrame) -> pd.Da
     verdict = classify_notional(merged["notionalUsd"], merged["notional"], merged["ctVal"])
     merged["notional_verdict"] = verdict.where(measurable, "unknown")
     # Only contract sizes are lot-bound; a MARGIN size includes borrowing and interest.
+    # Contract sizes need ctVal and ctMult to mean anything; an instrument that lacks one has
+    # an unknown notional, reported here rather than computed from a guess.
+    contracts = (merged["size_unit"] == "contracts") & merged["instrument_known"]
+    spec_ok = (merged["ctVal"] > 0) & (merged["ctMult"] > 0)
+    merged["contract_spec_ok"] = spec_ok.astype("boolean").where(contracts)
     lots = (merged["size"] / merged["lotSz"]).where(merged["size_unit"] == "contracts")
     lot_ok = (lots - lots.round()).abs() <= LOT_EPSILON
     merged["lot_multiple_ok"] = lot_ok.astype("boolean").where(lots.notna())

@@ -10,7 +10,9 @@ PosguardError
 │   ├── ClockSkewError              50102: the client re-syncs its clock once, then gives up
 │   ├── AuthError                   401 and 501xx credential/permission codes: fix the settings
 │   ├── RejectedError               OKX understood and refused (51xxx, 59xxx, 4xx, unknown path)
-│   └── MalformedResponseError      the body is not an OKX envelope
+│   └── MalformedResponseError      the body is not a usable OKX envelope: not JSON (or too
+│                                   deep, or undecodable), no `code`, or a code-0 answer whose
+│                                   `data` is not the documented array
 ├── DataError                       a value cannot be parsed (names field, value, instId)
 ├── RegistryError
 │   └── ConflictError               a compare-and-set lost against a concurrent writer
@@ -100,7 +102,13 @@ class RejectedError(ExchangeError):
 
 
 class MalformedResponseError(ExchangeError):
-    """The response body is not a JSON OKX envelope."""
+    """The response body is not a usable OKX envelope.
+
+    Not JSON, not decodable, no `code`, or code "0" without the `data` array OKX documents for
+    every endpoint posguard calls. Such an answer says nothing about the account: a cycle that
+    gets one has not observed it (never "no positions"), and a write that gets one has an
+    unknown outcome.
+    """
 
 
 class DataError(PosguardError):

@@ -23,8 +23,12 @@ CONTRACTS_AS_COINS = "contracts used as coins"
 def contract_notional(
     size: pd.Series, ct_val: pd.Series, ct_mult: pd.Series, mark_px: pd.Series, ct_type: pd.Series
 ) -> pd.Series:
-    """Notional of `size` contracts: linear in quote currency, inverse in USD."""
-    face = size.abs() * ct_val * ct_mult.fillna(1.0)
+    """Notional of `size` contracts: linear in quote currency, inverse in USD.
+
+    An unknown ctMult ("" on the wire) gives an unknown notional: OKX sends "1" for every
+    contract seen so far, but assuming it would turn a missing value into a number.
+    """
+    face = size.abs() * ct_val * ct_mult
     linear = face * mark_px
     result = np.where(ct_type == "inverse", face, np.where(ct_type == "linear", linear, np.nan))
     return pd.Series(result, index=size.index, dtype="float64")

@@ -177,7 +177,10 @@ def _member(name: str, value: Any, where: str) -> tuple[pd.DataFrame | None, str
         return None, f"{name} answered code {value.get('code')}: {value.get('msg') or ''}".rstrip()
     records = value.get("data")
     if not isinstance(records, list):
-        raise TimelineError(f"{where}: member {name!r}: 'data' must be an array")
+        # What OKX answered, faithfully recorded: a malformed answer is a failed call (no
+        # conclusion this cycle), exactly as the client treats it, not an invalid timeline.
+        shape = "no 'data' member" if "data" not in value else f"'data' {records!r:.40}"
+        return None, f"{name} answered code 0 with {shape}, not an array (malformed answer)"
     try:
         return SYNC_MEMBERS[name](records), None
     except DataError as exc:

@@ -67,7 +67,7 @@ _config_path: ContextVar[Path | None] = ContextVar("posguard_config_path", defau
 class LeverageOverride(BaseModel):
     """Per-account or per-instrument changes to the leverage policy (unset: inherited)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     target_vol: float | None = Field(default=None, gt=0)
     vol_floor: float | None = Field(default=None, gt=0)
@@ -79,7 +79,7 @@ class LeverageOverride(BaseModel):
 class AccountSettings(BaseModel):
     """One OKX account (or sub-account) and its API credentials."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     api_key: SecretStr
     secret_key: SecretStr
@@ -106,7 +106,7 @@ class AccountSettings(BaseModel):
 class DriftConfig(BaseModel):
     """The reconciliation engine's knobs (see posguard.drift.DriftSettings)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     confirm_after: int = Field(default=2, ge=1)
     confirm_interval_seconds: float = Field(default=20.0, ge=0)
@@ -119,7 +119,7 @@ class DriftConfig(BaseModel):
 class LeverageConfig(BaseModel):
     """Volatility-targeted leverage (posguard.leverage.policy) and how it is applied."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     target_vol: float = Field(default=0.25, gt=0)
     vol_floor: float = Field(default=0.005, gt=0)
@@ -139,7 +139,7 @@ class LeverageConfig(BaseModel):
 class AlertConfig(BaseModel):
     """Where posguard's automations send alerts (Prefect notification blocks)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # A generic webhook (CustomWebhookNotificationBlock): JSON {"subject", "body", "text"}.
     webhook_url: str | None = None
@@ -150,7 +150,7 @@ class AlertConfig(BaseModel):
 class ScheduleConfig(BaseModel):
     """How often the deployments run, per account."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     instruments_seconds: int = Field(default=3600, ge=1)
     reconcile_seconds: int = Field(default=30, ge=1)
@@ -162,7 +162,7 @@ class ScheduleConfig(BaseModel):
 class TeamConfig(BaseModel):
     """Team mode: Prefect's server on PostgreSQL, a process work pool and its workers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # The Prefect server's own database (created with pg_trgm if missing).
     prefect_database_url: str = "postgresql+asyncpg://127.0.0.1:5432/posguard_prefect"
@@ -182,8 +182,10 @@ class TeamConfig(BaseModel):
 
 
 class Settings(BaseSettings):
+    # allow_inf_nan=False everywhere: TOML and float() read "inf" and "nan", and a bound of inf
+    # (max_lever, target_vol) or a NaN tolerance would silently disable the check it sets.
     model_config = SettingsConfigDict(
-        env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="POSGUARD_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
     )
 
     state_dir: Path = Path(".posguard")

@@ -114,11 +114,12 @@ def fetch_candles(
     pages = max(1, -(-bars // 300))
     for inst_id in sorted(set(inst_ids)):
         try:
-            rows = client.candles(inst_id, bar=bar, limit=min(bars, 300), max_pages=pages)
+            walk = client.candles(inst_id, bar=bar, limit=min(bars, 300), max_pages=pages)
         except RejectedError as exc:
             failures[inst_id] = f"candles refused: {exc.code} {exc.okx_msg or ''}".rstrip()
             continue
-        found[inst_id] = frames.parse_candles(rows[:bars], inst_id=inst_id)
+        # Fewer bars than wanted is reported by the volatility stage ("only N closed").
+        found[inst_id] = frames.parse_candles(walk.records[:bars], inst_id=inst_id)
     return found, failures
 
 

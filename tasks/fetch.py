@@ -18,6 +18,10 @@ class AccountState:
     snapshot: AccountSnapshot
     history: pd.DataFrame
     fills: pd.DataFrame
+    # None: positions-history (fills) were read completely over the lookback. An epoch ms:
+    # the walk stopped at its page limit, and records older than this may exist unread.
+    history_covers_from_ms: int | None = None
+    fills_covers_from_ms: int | None = None
 
 
 @task(name="fetch-instruments", **RETRYING)
@@ -31,14 +35,22 @@ def fetch_instruments(account: str, inst_type: str = "SWAP") -> pd.DataFrame:
 def fetch_account_state(account: str) -> AccountState:
     """Positions (leverage resolved), then positions-history and fills as evidence.
 
-    Any failure fails the task (and so the cycle): a partial read is "not observed".
+    Any failure fails the task (and so the cycle): a partial read is "not observed". Evidence
+    cut at the client's page limit is not a failure but partial evidence: the state says from
+    when on it is complete (`history_covers_from_ms`, `fills_covers_from_ms`).
     """
     lookback_ms = int(settings().drift.lookback_seconds * 1000)
     with okx(account) as client, registry() as store:
         snapshot = fetch_snapshot(client, registry_clock=store.clock_ms)
         since = snapshot.started_ms - lookback_ms
-        history = frames.parse_positions_history(
-            client.positions_history(inst_type="SWAP", before_ms=since)
-        )
-        fills = frames.parse_fills(client.fills(inst_type="SWAP", begin_ms=since))
-    return AccountState(snapshot, history, fills)
+        history_pages = client.positions_history(inst_type="SWAP", before_ms=since)
+        history = frames.parse_positions_history(history_pages.records)
+        fill_pages = client.fills(inst_type="SWAP", begin_ms=since)
+        fills = frames.parse_fills(fill_pages.records)
+    return AccountState(
+        snapshot,
+        history,
+        fills,
+        history_covers_from_ms=history_pages.partial_from_ms(snapshot.started_ms),
+        fills_covers_from_ms=fill_pages.partial_from_ms(snapshot.started_ms),
+    )

@@ -49,6 +49,8 @@ def reconcile_account(
             settings=drift_settings(policy),
             run_id=run_id,
             registry_at_ms=state.snapshot.registry_started_ms,
+            history_covers_from_ms=state.history_covers_from_ms,
+            fills_covers_from_ms=state.fills_covers_from_ms,
         )
 
 

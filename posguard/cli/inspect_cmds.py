@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
 
 from posguard.cli.common import ConfigOption, guarded, print_json, settings_from
+
+if TYPE_CHECKING:  # the CLI imports the client only when a command needs it
+    from posguard.okx.paging import PagedRecords
 
 
 class Fetchable(StrEnum):
@@ -83,13 +86,29 @@ def register(app: typer.Typer) -> None:
                 if what is Fetchable.leverage_info:
                     return frames.parse_leverage_info(client.leverage_info(mgn_mode, inst_id or ()))
                 if what is Fetchable.positions_history:
-                    return frames.parse_positions_history(client.positions_history())
+                    history = client.positions_history()
+                    _say_if_cut(history, "positions-history")
+                    return frames.parse_positions_history(history.records)
                 if what is Fetchable.fills:
-                    return frames.parse_fills(client.fills(inst_type=inst_type))
+                    fills = client.fills(inst_type=inst_type)
+                    _say_if_cut(fills, "fills")
+                    return frames.parse_fills(fills.records)
                 config_record = frames.parse_account_config([client.account_config()])
                 return pd.DataFrame([config_record.__dict__])
 
         _show(guarded(run), as_json)
+
+
+def _say_if_cut(walk: PagedRecords[Any], what: str) -> None:
+    """A walk stopped at its page limit is printed, but not as if it were everything."""
+    if not walk.complete:
+        from posguard.okx.paging import iso_ms
+
+        typer.echo(
+            f"note: {what} stopped after {walk.pages} pages; records older than "
+            f"{iso_ms(walk.oldest_ms)} may exist but were not read",
+            err=True,
+        )
 
 
 def _only_account(settings: Any) -> str:

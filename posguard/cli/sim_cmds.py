@@ -32,10 +32,11 @@ A scenario (JSON or YAML, or a shipped name: see --list) scripts the exchange:
     action: open | close (sz: partial) | liquidate | adl | price | set_leverage
             | pending_orders (count) | registry_write (the bot's own write: pos)
   faults [{endpoint, kind, from, until, account, instId, http, code, msg,
-           times, seconds}]
+           times, seconds, data}]
     endpoint: positions, positions_history, leverage_info, set_leverage,
               instruments, candles, fills, ... or "*"
     kind: http_error (http, code, msg) | timeout (seconds) | malformed
+          | no_data (code "0" with data: absent | null | object | string)
           | rate_limit | lever_empty (instId) | stale (seconds of lag)
           | drop_position (instId: missing from the answers in the window)
 

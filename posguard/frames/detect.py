@@ -55,7 +55,9 @@ def load_records(path: Path) -> list[Any]:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror})", field=None) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read", field=None) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers too long
         raise DataError(f"{path}: not valid JSON ({exc})", field=None) from None
     return records_of(payload, source=str(path))
 

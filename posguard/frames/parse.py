@@ -135,28 +135,46 @@ def parse_account_config(records: Sequence[dict[str, Any]]) -> AccountConfig:
     acct_lv_raw = record.get("acctLv")
     acct_lv: int | None = None
     if acct_lv_raw not in (None, ""):
-        try:
-            acct_lv = int(str(acct_lv_raw))
-        except ValueError:
+        if not (
+            isinstance(acct_lv_raw, str)
+            and acct_lv_raw.isascii()
+            and acct_lv_raw.isdigit()
+            and len(acct_lv_raw) <= 2
+        ):
             raise DataError(
-                f"account_config: field 'acctLv' has value {acct_lv_raw!r}; expected 1-4",
+                f"account_config: field 'acctLv' has value {acct_lv_raw!r:.40}; expected a "
+                f'level as a string ("1" to "4")',
                 field="acctLv",
                 value=acct_lv_raw,
-            ) from None
-    pos_mode = record.get("posMode") or None
-    uid = record.get("uid") or None
+            )
+        acct_lv = int(acct_lv_raw)
     return AccountConfig(
-        uid=str(uid) if uid else None,
+        uid=_text_field(record, "uid"),
         acct_lv=acct_lv,
-        pos_mode=str(pos_mode) if pos_mode else None,
+        pos_mode=_text_field(record, "posMode"),
     )
 
 
+def _text_field(record: dict[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise DataError(
+            f"account_config: field {name!r} has value {value!r:.40}; expected a string",
+            field=name,
+            value=value,
+        )
+    return value
+
+
 def parse_server_time(records: Sequence[dict[str, Any]]) -> int:
-    try:
-        return int(str(records[0]["ts"]))
-    except (IndexError, KeyError, TypeError, ValueError):
+    first = records[0] if records else None
+    stamp = first.get("ts") if isinstance(first, dict) else None
+    if not (isinstance(stamp, str) and stamp.isascii() and stamp.isdigit() and len(stamp) <= 15):
         raise DataError(
             f"public_time: expected [{{'ts': '<epoch ms>'}}], got {list(records)!r:.80}",
             field="ts",
-        ) from None
+            value=stamp,
+        )
+    return int(stamp)

@@ -3,10 +3,17 @@
 OKX sends every number as a string and "" for "not available". Here, and only here, strings
 become numbers: "" (or an absent optional field) becomes NA, never 0; a value that is neither
 a number nor "" raises `DataError` naming the entity, field, value and instId.
+
+Only what OKX sends is accepted: every field of these schemas is a JSON string on the wire, so
+a JSON boolean, number, array or object is bad input, and so is text Python's float() would
+read but OKX never writes ("1_000", non-ASCII digits, padding, "NaN", "inf"). Integer fields
+must be whole and exact in a float64 (|x| < 2**53: an epoch in ms reaches 2**41).
 """
 
 from __future__ import annotations
 
+import re
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,9 +73,65 @@ class Schema:
 _EMPTY: dict[str, pd.DataFrame] = {}
 
 
+# A decimal number as text: ASCII digits, an optional sign, point and exponent.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# What float() reads besides plain decimals, once non-ASCII text and non-finite results are
+# ruled out: underscores between digits and surrounding (ASCII) whitespace.
+_LENIENT_CHARS = "_ \t\n\r\x0b\x0c"
+# Integers beyond this lose digits in a float64 (and past 2**63 do not fit an Int64 at all).
+_EXACT_INT = float(2**53)
+
+_JSON_TYPES = {
+    bool: "a JSON boolean",
+    int: "a JSON number",
+    float: "a JSON number",
+    list: "a JSON array",
+    dict: "a JSON object",
+}
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlevel = 2
+
+
 def _describe(value: object) -> str:
-    text = repr(value)
+    # reprlib bounds the work too: a value can be a huge or deeply nested JSON array.
+    text = _short.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _refuse_non_strings(
+    values: list[Any], column: Column, schema: Schema, inst_ids: Sequence[Any] | None
+) -> None:
+    """Every present value must be a JSON string (OKX writes numbers as strings too)."""
+    if set(map(type, values)) <= {str, type(None)}:
+        return
+    first = next(i for i, v in enumerate(values) if not (v is None or type(v) is str))
+    value = values[first]
+    expected = 'a decimal number in a JSON string, or ""' if column.kind != "str" else "a string"
+    raise DataError(
+        f"{schema.entity}: field {column.wire!r} has value {_describe(value)} "
+        f"({_json_type(value)}) for instId {_inst_id_at(inst_ids, first)} (record {first}); "
+        f"expected {expected}. The payload is not what OKX documents: check its source",
+        field=column.wire,
+        value=value,
+        inst_id=_inst_id_at(inst_ids, first),
+    )
+
+
+def _plain_decimals(values: list[str | None]) -> bool:
+    """Whether no present value uses float()'s leniencies (checked over all values at once)."""
+    text = "".join(filter(None, values))
+    return text.isascii() and not any(c in text for c in _LENIENT_CHARS)
+
+
+def _is_plain_finite(text: str) -> bool:
+    return _DECIMAL.fullmatch(text) is not None and np.isfinite(float(text))
 
 
 def _inst_id_at(inst_ids: Sequence[Any] | None, row: int) -> str:
@@ -81,9 +144,10 @@ def _inst_id_at(inst_ids: Sequence[Any] | None, row: int) -> str:
 def _numeric(
     values: list[Any], column: Column, schema: Schema, inst_ids: Sequence[Any] | None
 ) -> np.ndarray[Any, Any]:
+    _refuse_non_strings(values, column, schema, inst_ids)
     # Fast path: numpy parses decimal strings in C; "" and absent become NaN. Anything it
-    # refuses, or any non-finite value written out ("NaN", "inf"), takes the careful path,
-    # which names the bad value.
+    # refuses, any non-finite value written out ("NaN", "inf") and any text float() reads
+    # but OKX never writes take the careful path, which names the bad value.
     given = [not (v is None or v == "") for v in values]
     try:
         fast = np.asarray(
@@ -91,28 +155,24 @@ def _numeric(
         )
     except (TypeError, ValueError):
         fast = None
-    if fast is not None and bool(np.isfinite(fast[np.asarray(given, dtype=bool)]).all()):
+    if (
+        fast is not None
+        and bool(np.isfinite(fast[np.asarray(given, dtype=bool)]).all())
+        and _plain_decimals(values)
+    ):
         return fast
-    raw = pd.Series(values, dtype="object")
-    present = raw.notna() & (raw != "")
-    as_number = pd.to_numeric(raw.where(present, None), errors="coerce")
-    numbers = as_number.to_numpy(dtype="float64", na_value=np.nan)
-    bad = present.to_numpy() & ~np.isfinite(numbers)
-    if bad.any():
-        positions = np.flatnonzero(bad)
-        first = int(positions[0])
-        more = (
-            f" ({len(positions) - 1} more bad values in this field)" if len(positions) > 1 else ""
-        )
-        raise DataError(
-            f"{schema.entity}: field {column.wire!r} has value {_describe(values[first])} for "
-            f"instId {_inst_id_at(inst_ids, first)} (record {first}); expected a decimal "
-            f'number or ""{more}. The payload is not what OKX documents: check its source',
-            field=column.wire,
-            value=values[first],
-            inst_id=_inst_id_at(inst_ids, first),
-        )
-    return numbers
+    bad = [i for i, v in enumerate(values) if given[i] and not _is_plain_finite(v)]
+    first = bad[0]
+    more = f" ({len(bad) - 1} more bad values in this field)" if len(bad) > 1 else ""
+    raise DataError(
+        f"{schema.entity}: field {column.wire!r} has value {_describe(values[first])} for "
+        f"instId {_inst_id_at(inst_ids, first)} (record {first}); expected a decimal "
+        f'number (ASCII digits) or ""{more}. The payload is not what OKX documents: check its '
+        f"source",
+        field=column.wire,
+        value=values[first],
+        inst_id=_inst_id_at(inst_ids, first),
+    )
 
 
 def build_frame(
@@ -162,24 +222,29 @@ def build_frame(
 
 def _convert(
     values: list[Any], column: Column, schema: Schema, inst_ids: Sequence[Any] | None
-) -> pd.Series:
+) -> np.ndarray[Any, Any] | pd.api.extensions.ExtensionArray:
+    # Arrays, not Series: the frame is built once from them. A small answer (one account's
+    # few positions) otherwise pays pandas' per-Series overhead on every column.
     if column.kind == "str":
-        series = pd.Series(values, dtype="object")
-        series = series.where(series.notna() & (series != ""), None)
-        return series.astype("str")
+        _refuse_non_strings(values, column, schema, inst_ids)
+        return pd.array([None if v == "" else v for v in values], dtype="str")
     numbers = _numeric(values, column, schema, inst_ids)
     if column.kind == "num":
-        return pd.Series(numbers, dtype="float64")
-    # Integers (codes, tiers, epoch ms): whole numbers only.
+        return numbers
+    # Integers (codes, tiers, epoch ms): whole numbers only, small enough to be exact.
     finite = np.isfinite(numbers)
-    if (numbers[finite] != np.floor(numbers[finite])).any():
-        first = int(np.flatnonzero(finite & (numbers != np.floor(numbers)))[0])
+    with np.errstate(invalid="ignore"):
+        fraction = finite & (numbers != np.floor(numbers))
+        too_large = finite & (np.abs(numbers) >= _EXACT_INT)
+    if fraction.any() or too_large.any():
+        first = int(np.flatnonzero(fraction | too_large)[0])
+        expected = "a whole number" if fraction[first] else "an integer below 2**53"
         raise DataError(
             f"{schema.entity}: field {column.wire!r} has value {_describe(values[first])} for "
-            f"instId {_inst_id_at(inst_ids, first)} (record {first}); expected a whole number",
+            f"instId {_inst_id_at(inst_ids, first)} (record {first}); expected {expected}",
             field=column.wire,
             value=values[first],
             inst_id=_inst_id_at(inst_ids, first),
         )
-    result = pd.Series(numbers, dtype="float64").round().astype("Int64")
-    return result
+    missing = ~finite
+    return pd.arrays.IntegerArray(np.where(missing, 0, numbers).astype("int64"), missing)

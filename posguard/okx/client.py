@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from posguard.errors import (
     ClockSkewError,
     ConfigError,
     ExchangeTimeoutError,
+    MalformedResponseError,
     OutcomeUnknownError,
     RateLimitedError,
     TransientExchangeError,
@@ -29,6 +31,7 @@ from posguard.errors import (
 from posguard.okx import endpoints as ep
 from posguard.okx.cache import CACHEABLE, PublicCache
 from posguard.okx.envelope import CallContext, decode
+from posguard.okx.paging import PagedRecords, record_field, row_member, walk_back
 from posguard.okx.ratelimit import SHARED_LIMITER, RateLimiter
 from posguard.okx.signing import okx_timestamp, sign
 from posguard.settings import AccountSettings, Settings
@@ -47,6 +50,11 @@ def _wall_clock_ms() -> int:
 # 10 requests per 2 s per IP, which a run opening a client per task would exhaust.
 _OFFSETS: dict[str, tuple[int, float]] = {}
 OFFSET_TTL_SECONDS = 300.0
+
+
+# An epoch in ms as OKX writes it: ASCII digits (int() would also take "1_000" or "١٢٣"),
+# at most 15 of them (past year 30000: a broken clock, not a time).
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -162,7 +170,7 @@ class OkxClient:
         sent = self._wall_clock_ms()
         data = self._send(ep.PUBLIC_TIME, None, None)
         received = self._wall_clock_ms()
-        server_ms = int(str(data[0]["ts"]))
+        server_ms = self._server_ms(data)
         self._offset_ms = server_ms - (sent + received) // 2
         self._clock_synced = True
         if self._shares_offset:
@@ -241,6 +249,23 @@ class OkxClient:
             )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, endpoint, ctx) from exc
+        except httpx.DecodingError as exc:
+            # The body arrived but its Content-Encoding (gzip, deflate...) does not decode.
+            raise MalformedResponseError(
+                f"{ctx.describe()} answered with a body that cannot be decoded ({exc}); if it "
+                f"persists, check base_url in settings and any proxy in between",
+                endpoint=endpoint.path,
+                method=endpoint.method,
+                account=self.account_name,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransientExchangeError(
+                f"{ctx.describe()} failed before an answer was read ({type(exc).__name__}: "
+                f"{exc}); check base_url in settings",
+                endpoint=endpoint.path,
+                method=endpoint.method,
+                account=self.account_name,
+            ) from exc
         status = response.status_code
         raw = response.content
         # A big answer exists three times while decoding (bytes, text, objects): drop the
@@ -318,29 +343,52 @@ class OkxClient:
         endpoint: ep.Endpoint,
         params: Params,
         *,
-        cursor_of: Callable[[list[Any]], str | None],
+        cursor_of: Callable[[Any], int | None],
+        time_of: Callable[[Any], int | None],
         limit: int,
         max_pages: int,
-    ) -> list[Any]:
-        """Follow `after` cursors (records older than the cursor) until a short page."""
-        rows: list[Any] = []
-        after = params.get("after")
-        for _ in range(max_pages):
-            page = self.request(endpoint, {**params, "after": after, "limit": str(limit)})
-            rows.extend(page)
-            if len(page) < limit:
-                break
-            cursor = cursor_of(page)
-            if cursor is None or cursor == after:
-                break
-            after = cursor
-        return rows
+        warn_when_cut: bool = True,
+    ) -> PagedRecords[Any]:
+        """Follow `after` cursors back in time; the result says whether the walk was cut."""
+        who = f" for account {self.account_name!r}" if self.account_name else ""
+
+        def fetch_page(after: str | None) -> list[Any]:
+            return self.request(endpoint, {**params, "after": after, "limit": str(limit)})
+
+        return walk_back(
+            fetch_page,
+            first_after=params.get("after"),
+            limit=limit,
+            max_pages=max_pages,
+            cursor_of=cursor_of,
+            time_of=time_of,
+            describe=f"OKX GET {endpoint.path}{who}",
+            warn_when_cut=warn_when_cut,
+        )
 
     # -- endpoints ---------------------------------------------------------------------------
 
     def server_time_ms(self) -> int:
-        data = self.request(ep.PUBLIC_TIME)
-        return int(str(data[0]["ts"]))
+        return self._server_ms(self.request(ep.PUBLIC_TIME))
+
+    def _server_ms(self, data: list[Any]) -> int:
+        """The epoch ms of a public/time answer: `[{"ts": "<digits>"}]` and nothing else."""
+        first = data[0] if data else None
+        stamp = first.get("ts") if isinstance(first, dict) else None
+        if not (isinstance(stamp, str) and _EPOCH_MS.fullmatch(stamp)):
+            if first is None:
+                got = "no record"
+            elif isinstance(first, dict):
+                got = f"ts {stamp!r:.40}" if "ts" in first else "a record without ts"
+            else:
+                got = f"a {type(first).__name__} instead of a record"
+            raise MalformedResponseError(
+                f"OKX GET {ep.PUBLIC_TIME.path} answered {got}, not [{{'ts': '<epoch ms>'}}]; "
+                f"the exchange clock cannot be read. If it persists, check base_url in settings",
+                endpoint=ep.PUBLIC_TIME.path,
+                account=self.account_name,
+            )
+        return int(stamp)
 
     def instruments(
         self,
@@ -423,15 +471,12 @@ class OkxClient:
         before_ms: int | None = None,
         limit: int = 100,
         max_pages: int = 10,
-    ) -> list[Record]:
-        """Closed and partially closed positions, newest first, paged by uTime."""
+    ) -> PagedRecords[Record]:
+        """Closed and partially closed positions, newest first, paged by uTime.
 
-        def oldest_utime(page: list[Any]) -> str | None:
-            # OKX returns every record sharing a uTime in one page, so `after` the oldest
-            # uTime loses nothing.
-            times = [int(r["uTime"]) for r in page if str(r.get("uTime", "")).isdigit()]
-            return str(min(times)) if times else None
-
+        `before_ms` is the lower bound (records updated after it); the result's `complete`
+        says whether the walk reached it or stopped at `max_pages`.
+        """
         params: Params = {
             "instType": inst_type,
             "instId": inst_id,
@@ -441,10 +486,13 @@ class OkxClient:
             "after": None if after_ms is None else str(after_ms),
             "before": None if before_ms is None else str(before_ms),
         }
+        # OKX returns every record sharing a uTime in one page, so `after` the oldest uTime
+        # loses nothing.
         return self._paged(
             ep.POSITIONS_HISTORY,
             params,
-            cursor_of=oldest_utime,
+            cursor_of=record_field("uTime"),
+            time_of=record_field("uTime"),
             limit=min(limit, 100),
             max_pages=max_pages,
         )
@@ -472,7 +520,20 @@ class OkxClient:
             body["ccy"] = ccy
         if pos_side:
             body["posSide"] = pos_side
-        return self.request(ep.SET_LEVERAGE, body=body)
+        data = self.request(ep.SET_LEVERAGE, body=body)
+        if not data:
+            # OKX answers one item per request; without it nothing says the change was made.
+            raise MalformedResponseError(
+                f"OKX POST {ep.SET_LEVERAGE.path} for account {self.account_name!r} "
+                f"(instId {inst_id or ccy}) answered code 0 with no result item; whether the "
+                f"leverage changed is unknown: read it back (leverage-info) before deciding",
+                endpoint=ep.SET_LEVERAGE.path,
+                method="POST",
+                account=self.account_name,
+                code="0",
+                inst_id=inst_id,
+            )
+        return data
 
     def candles(
         self,
@@ -484,13 +545,12 @@ class OkxClient:
         before_ms: int | None = None,
         max_pages: int = 1,
         history: bool = False,
-    ) -> list[list[str]]:
-        """Candles newest first; `max_pages` > 1 walks back in time with `after`."""
+    ) -> PagedRecords[list[str]]:
+        """Candles newest first; `max_pages` > 1 walks back in time with `after`.
 
-        def oldest_ts(page: list[Any]) -> str | None:
-            stamps = [int(row[0]) for row in page if row and str(row[0]).isdigit()]
-            return str(min(stamps)) if stamps else None
-
+        A walk cut at `max_pages` is logged only when a range was asked (`before_ms`): without
+        one, `limit` x `max_pages` is how many bars the caller wants.
+        """
         endpoint = ep.HISTORY_CANDLES if history else ep.CANDLES
         params: Params = {
             "instId": inst_id,
@@ -499,7 +559,13 @@ class OkxClient:
             "before": None if before_ms is None else str(before_ms),
         }
         return self._paged(
-            endpoint, params, cursor_of=oldest_ts, limit=min(limit, 300), max_pages=max_pages
+            endpoint,
+            params,
+            cursor_of=row_member(0),
+            time_of=row_member(0),
+            limit=min(limit, 300),
+            max_pages=max_pages,
+            warn_when_cut=before_ms is not None,
         )
 
     def fills(
@@ -512,15 +578,14 @@ class OkxClient:
         limit: int = 100,
         max_pages: int = 10,
         history: bool = False,
-    ) -> list[Record]:
-        """Fills newest first (last 3 days, or 3 months with `history`), paged by billId."""
+    ) -> PagedRecords[Record]:
+        """Fills newest first (last 3 days, or 3 months with `history`), paged by billId.
+
+        `begin_ms` is the lower bound (fills at or after it); the result's `complete` says
+        whether the walk reached it or stopped at `max_pages`.
+        """
         if history and not inst_type:
             raise ConfigError("fills-history needs inst_type (OKX requires instType there)")
-
-        def oldest_bill(page: list[Any]) -> str | None:
-            bills = [int(r["billId"]) for r in page if str(r.get("billId", "")).isdigit()]
-            return str(min(bills)) if bills else None
-
         params: Params = {
             "instType": inst_type,
             "instId": inst_id,
@@ -530,7 +595,8 @@ class OkxClient:
         return self._paged(
             ep.FILLS_HISTORY if history else ep.FILLS,
             params,
-            cursor_of=oldest_bill,
+            cursor_of=record_field("billId"),
+            time_of=record_field("ts"),
             limit=min(limit, 100),
             max_pages=max_pages,
         )

@@ -7,6 +7,7 @@ subclass whose message names the call, the account, OKX's code and message, and 
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -110,12 +111,18 @@ def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[An
         if isinstance(data, list):
             _raise_item_errors(data, ctx, http_status)
         raise error_for(ctx, http_status=http_status, code=code, okx_msg=okx_msg)
-    if data is None:
-        data = []
     if not isinstance(data, list):
+        # OKX documents an array for every endpoint posguard calls: anything else is not
+        # "no records", it is an answer that says nothing (a cycle has not observed the account).
+        meaning = (
+            "whether the change was made is unknown: read the state back before deciding"
+            if ctx.method == "POST"
+            else "the answer says nothing, so it counts as a failed call"
+        )
         raise MalformedResponseError(
-            f"{ctx.describe()} answered code 0 with 'data' of type {type(data).__name__}, "
-            f"not an array; this endpoint may have changed",
+            f"{ctx.describe()} answered code 0 {_describe_data(payload)}, not the 'data' array "
+            f"OKX documents; {meaning}. If it persists, check base_url in settings (another "
+            f"service may be answering)",
             endpoint=ctx.path,
             method=ctx.method,
             account=ctx.account,
@@ -125,6 +132,27 @@ def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[An
     # A code-0 answer of a write endpoint can still refuse single items.
     _raise_item_errors(data, ctx, http_status)
     return data
+
+
+def _why_unreadable(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at character {exc.pos}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 at byte {exc.start}"
+    return str(exc).split(";")[0]
+
+
+def _describe_data(payload: dict[str, Any]) -> str:
+    if "data" not in payload:
+        return "without a 'data' member"
+    data = payload["data"]
+    if data is None:
+        return "with 'data' null"
+    kind = {dict: "an object", str: "a string", bool: "a boolean"}.get(type(data), "a number")
+    # reprlib: bounded however large or deep the value is.
+    return f"with 'data' {kind} ({reprlib.repr(data)})"
 
 
 def _raise_item_errors(data: list[Any], ctx: CallContext, http_status: int) -> None:
@@ -157,14 +185,16 @@ def decode(
     """Parse a response body and unwrap its envelope (records trimmed to `keep`, if given)."""
     try:
         payload = json.loads(raw, object_hook=_trimmer(keep) if keep is not None else None)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers too long for
+        # Python to read; RecursionError is JSON nested deeper than the interpreter's stack.
         if http_status == 429:
             raise error_for(ctx, http_status=429, code=None, okx_msg="Too Many Requests") from exc
         if http_status >= 500:
             raise error_for(ctx, http_status=http_status, code=None, okx_msg=_snippet(raw)) from exc
         raise MalformedResponseError(
             f"{ctx.describe()} answered HTTP {http_status} with a body that is not JSON "
-            f"({exc.__class__.__name__} at {getattr(exc, 'pos', '?')}; starts {_snippet(raw)!r}); "
+            f"posguard can read ({_why_unreadable(exc)}; starts {_snippet(raw)!r}); "
             f"if it persists, check base_url in settings",
             endpoint=ctx.path,
             method=ctx.method,

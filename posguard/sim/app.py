@@ -38,6 +38,15 @@ GATEWAY_404 = {
     "msg": "Not Found",
 }
 
+# Code "0" answers without the `data` array (the no_data fault): OKX documents an array for
+# every endpoint, so each of these is a malformed answer, never "no records".
+NO_DATA: dict[str, dict[str, Any]] = {
+    "absent": {"code": "0", "msg": ""},
+    "null": {"code": "0", "msg": "", "data": None},
+    "object": {"code": "0", "msg": "", "data": {}},
+    "string": {"code": "0", "msg": "", "data": ""},
+}
+
 
 class SlidingWindow:
     def __init__(self) -> None:
@@ -139,7 +148,7 @@ def create_app(exchange: SimExchange) -> Starlette:
         if body:
             try:
                 payload = json.loads(body)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, too long, too deep
                 return _error("50002", "JSON syntax error", 400)
         inst_ids = {i for i in params.get("instId", "").split(",") if i}
         if isinstance(payload, dict) and payload.get("instId"):
@@ -163,6 +172,9 @@ def create_app(exchange: SimExchange) -> Starlette:
                     status_code=200,
                     media_type="application/json",
                 )
+            if fault.kind == "no_data":
+                exchange.consume(armed)
+                return JSONResponse(NO_DATA[fault.data])
             if fault.kind == "timeout":
                 exchange.consume(armed)
                 await asyncio.sleep(fault.seconds)

@@ -441,10 +441,11 @@ class SimExchange:
         for name in ("instType", "instId", "mgnMode", "type", "posId"):
             if params.get(name):
                 rows = [r for r in rows if r.get(name) == params[name]]
-        if params.get("after"):
-            rows = [r for r in rows if int(r["uTime"]) < int(params["after"])]
-        if params.get("before"):
-            rows = [r for r in rows if int(r["uTime"]) > int(params["before"])]
+        after, before = _int_param(params, "after"), _int_param(params, "before")
+        if after is not None:
+            rows = [r for r in rows if int(r["uTime"]) < after]
+        if before is not None:
+            rows = [r for r in rows if int(r["uTime"]) > before]
         rows.sort(key=lambda r: -int(r["uTime"]))
         if len(rows) > limit:
             # OKX returns every record sharing the last uTime in the same page.
@@ -477,8 +478,14 @@ class SimExchange:
         inst_id = body.get("instId")
         if not inst_id:
             raise SimRefusal("50014", "Parameter instId can not be empty.", 400)
+        raw_lever = body["lever"]
+        # Decimal() would also read "1_0" or non-ASCII digits; OKX takes a decimal string.
+        if not isinstance(raw_lever, str | int | float) or isinstance(raw_lever, bool):
+            raise SimRefusal("51000", "Parameter lever error")
+        if not str(raw_lever).isascii() or "_" in str(raw_lever):
+            raise SimRefusal("51000", "Parameter lever error")
         try:
-            lever = dec(body["lever"])
+            lever = dec(raw_lever)
         except ValueError:
             raise SimRefusal("51000", "Parameter lever error") from None
         pos_side = body.get("posSide") or None
@@ -510,12 +517,13 @@ class SimExchange:
             ct_val=inst.ct_val,
             history_bars=available if history else min(available, MARKET_CANDLES_LATEST),
         )
-        if params.get("after"):
-            rows = [r for r in rows if int(r[0]) < int(params["after"])]
-        if params.get("before"):
-            newer = [r for r in rows if int(r[0]) > int(params["before"])]
+        after, before = _int_param(params, "after"), _int_param(params, "before")
+        if after is not None:
+            rows = [r for r in rows if int(r[0]) < after]
+        if before is not None:
+            newer = [r for r in rows if int(r[0]) > before]
             # With `before` alone OKX returns the latest records; with both, the range.
-            rows = newer if params.get("after") else newer[:limit]
+            rows = newer if after is not None else newer[:limit]
         return rows[:limit]
 
     def fills_data(
@@ -530,14 +538,16 @@ class SimExchange:
         for name in ("instType", "instId", "ordId", "subType"):
             if params.get(name):
                 rows = [r for r in rows if r.get(name) == params[name]]
-        if params.get("begin"):
-            rows = [r for r in rows if int(r["ts"]) >= int(params["begin"])]
-        if params.get("end"):
-            rows = [r for r in rows if int(r["ts"]) <= int(params["end"])]
-        if params.get("after"):
-            rows = [r for r in rows if int(r["billId"]) < int(params["after"])]
-        if params.get("before"):
-            rows = [r for r in rows if int(r["billId"]) > int(params["before"])]
+        begin, end = _int_param(params, "begin"), _int_param(params, "end")
+        after, before = _int_param(params, "after"), _int_param(params, "before")
+        if begin is not None:
+            rows = [r for r in rows if int(r["ts"]) >= begin]
+        if end is not None:
+            rows = [r for r in rows if int(r["ts"]) <= end]
+        if after is not None:
+            rows = [r for r in rows if int(r["billId"]) < after]
+        if before is not None:
+            rows = [r for r in rows if int(r["billId"]) > before]
         rows.sort(key=lambda r: -int(r["billId"]))
         return rows[:limit]
 
@@ -581,12 +591,24 @@ class SimExchange:
             }
 
 
+def _int_param(params: dict[str, str], name: str) -> int | None:
+    """A whole-number query parameter (a time or an id), or OKX's 51000 answer naming it.
+
+    ASCII digits only: int() would also read "1_000", " 7" or non-ASCII digits, which OKX
+    refuses, and a non-number must be OKX's JSON error, not a plain-text 500.
+    """
+    raw = params.get(name)
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20):
+        raise SimRefusal("51000", f"Parameter {name} error", 400)
+    return int(raw)
+
+
 def _limit(params: dict[str, str], maximum: int) -> int:
-    raw = params.get("limit") or str(min(100, maximum))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SimRefusal("51000", "Parameter limit error") from None
+    value = _int_param(params, "limit")
+    if value is None:
+        return min(100, maximum)
     if value < 1:
-        raise SimRefusal("51000", "Parameter limit error")
+        raise SimRefusal("51000", "Parameter limit error", 400)
     return min(value, maximum)

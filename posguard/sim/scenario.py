@@ -136,7 +136,14 @@ class Step(BaseModel):
 
 
 FaultKind = Literal[
-    "http_error", "timeout", "malformed", "rate_limit", "lever_empty", "stale", "drop_position"
+    "http_error",
+    "timeout",
+    "malformed",
+    "no_data",
+    "rate_limit",
+    "lever_empty",
+    "stale",
+    "drop_position",
 ]
 
 
@@ -154,6 +161,8 @@ class Fault(BaseModel):
     msg: str = "Service temporarily unavailable. Please try again later."
     times: int | None = Field(default=None, ge=1)
     seconds: float = Field(default=30.0, ge=0)
+    # no_data: what stands where OKX documents the `data` array in a code "0" answer.
+    data: Literal["absent", "null", "object", "string"] = "absent"
 
     @field_validator("endpoint")
     @classmethod

@@ -336,6 +336,7 @@ def test_positions_history_pages_with_after_until_a_short_page() -> None:
     with fake.client() as client:
         rows = client.positions_history(limit=100)
     assert [r["uTime"] for r in rows] == [r["uTime"] for r in records]
+    assert rows.complete  # the third page was short: nothing older exists
     afters = [
         parse_qs(r.url.query.decode()).get("after")
         for r in fake.requests_to("/api/v5/account/positions-history")

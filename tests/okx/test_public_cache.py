@@ -42,7 +42,7 @@ def test_accounts_share_public_answers_but_never_private_ones() -> None:
     cache = PublicCache(max_age=60, clock=clock)
     for name in ("main", "desk", "other"):
         with client(fake, cache, name) as okx:
-            rows = okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
+            rows = okx.candles("XRP-USDT-SWAP", bar="1m", limit=1).records
             okx.position_tiers("SWAP", "cross", inst_family="XRP-USDT")
             okx.positions(inst_type="SWAP")
             rows[0][4] = "changed by a caller"  # must not leak into the next answer
@@ -51,7 +51,7 @@ def test_accounts_share_public_answers_but_never_private_ones() -> None:
     assert len(fake.requests_to(POSITIONS)) == 3
     assert (cache.hits, cache.misses) == (4, 2)
     with client(fake, cache) as okx:
-        assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)[0][4] == "1.93"
+        assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1).records[0][4] == "1.93"
         okx.candles("BTC-USDT-SWAP", bar="1m", limit=1)  # another request, another answer
     assert len(fake.requests_to(CANDLES)) == 2
 
@@ -79,7 +79,7 @@ def test_errors_are_not_cached() -> None:
     with client(fake, cache) as okx:
         with pytest.raises(RateLimitedError, match="50011"):
             okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
-        assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)[0][4] == "1.93"
+        assert okx.candles("XRP-USDT-SWAP", bar="1m", limit=1).records[0][4] == "1.93"
     assert len(fake.requests_to(CANDLES)) == 2
 
 

@@ -74,8 +74,8 @@ def test_liquidation_history_and_fills_after_advance() -> None:
     ):
         control(server, "advance", {"to": "+4m"})
         held = {r["instId"] for r in client.positions()}
-        history = frames.parse_positions_history(client.positions_history())
-        fills = frames.parse_fills(client.fills(inst_type="SWAP"))
+        history = frames.parse_positions_history(client.positions_history().records)
+        fills = frames.parse_fills(client.fills(inst_type="SWAP").records)
     assert "BTC-USDT-SWAP" not in held
     liquidation = history[history["instId"] == "BTC-USDT-SWAP"].iloc[0]
     assert liquidation["type"] == 3
@@ -185,6 +185,9 @@ def test_every_fault_is_observable_through_the_client() -> None:
             control(server, "advance", {"to": "+50s"})
             with pytest.raises(ExchangeTimeoutError):
                 client.positions()
+            control(server, "advance", {"to": "+60s"})
+            with pytest.raises(MalformedResponseError, match="without a 'data' member"):
+                client.positions()  # code "0" without data is not "no positions"
             control(server, "advance", {"to": "+75s"})
             stale = client.positions()
             control(server, "advance", {"to": "+85s"})
@@ -254,7 +257,9 @@ def test_candles_history_and_paging(sim: SimServer) -> None:
         older = client.candles("XRP-USDT-SWAP", limit=300, max_pages=12, history=True)
     assert len(latest) == 1440
     assert len(older) == 3000
-    frame = frames.parse_candles(latest, inst_id="XRP-USDT-SWAP")
+    assert latest.complete  # a short page: all the simulator keeps
+    assert older.complete
+    frame = frames.parse_candles(latest.records, inst_id="XRP-USDT-SWAP")
     assert frame["ts"].is_monotonic_increasing
     assert frame["confirm"].iloc[-1] == 0  # the bar still forming
 
