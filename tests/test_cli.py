@@ -92,3 +92,34 @@ def test_team_up_with_an_unusable_database_url_names_the_setting(tmp_path: Path)
     result = runner.invoke(app, ["team", "up", "--config", str(config)])
     assert result.exit_code == 2
     assert "team.prefect_database_url must name a PostgreSQL database" in result.output
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("\b", " ").split())
+
+
+def _help_texts(command: object) -> list[str]:
+    texts = [str(getattr(command, "help", None) or "")]
+    texts += [str(getattr(p, "help", None) or "") for p in getattr(command, "params", [])]
+    return [t for t in texts if t]
+
+
+@pytest.mark.parametrize("path", [[], *all_command_paths()], ids=lambda p: " ".join(p) or "-")
+def test_help_renders_every_text_literally(path: list[str]) -> None:
+    """No markup in help: rich turned ':SECRET:' into an emoji and would eat '[tags]'."""
+    command: object = get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    result = runner.invoke(app, [*path, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    shown = _flat(result.output)
+    for text in _help_texts(command):
+        # Long command summaries are cut in the parent's list, never in their own help.
+        assert _flat(text) in shown, f"{text!r} is not shown literally in:\n{result.output}"
+    assert result.output.isascii(), result.output
+
+
+def test_sim_help_shows_the_account_format() -> None:
+    result = runner.invoke(app, ["sim", "--help"], terminal_width=100)
+    assert "NAME=KEY:SECRET:PASSPHRASE[:live]" in _flat(result.output)
+    assert "\u3299" not in result.output  # the 'secret' emoji rich made of ':SECRET:'
