@@ -155,7 +155,7 @@ def test_account_option_live_and_demo_modes() -> None:
         parse_account_option("desk=k:s:p:real-secret")
     assert "real-secret" not in str(refused.value)
     with pytest.raises(Exception, match="NAME=KEY:SECRET:PASSPHRASE") as short:
-        parse_account_option("desk=k:secret-value:live")
+        parse_account_option("desk=k:secret-value")
     assert "secret-value" not in str(short.value)
 
 
