@@ -117,6 +117,7 @@ def test_help_renders_every_text_literally(path: list[str]) -> None:
         # Long command summaries are cut in the parent's list, never in their own help.
         assert _flat(text) in shown, f"{text!r} is not shown literally in:\n{result.output}"
     assert result.output.isascii(), result.output
+    assert "\\[" not in result.output, "a markup escape shows as a backslash"
 
 
 def test_sim_help_shows_the_account_format() -> None:
