@@ -112,7 +112,11 @@ def publish_validation(
         }
         for name, row in failing[:MAX_ROWS]
     ]
-    docs = f"\n\n[Great Expectations Data Docs]({report.data_docs})" if report.data_docs else ""
+    docs = (
+        f"\n\n[This run in Great Expectations Data Docs]({report.data_docs})"
+        if report.data_docs
+        else ""
+    )
     summary = (
         f"**{len(report.failed)} of {len(report.results)} expectations failed** for {account}"
         if failing
