@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import ipaddress
 import json
 import socket
 import socketserver
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -46,8 +48,8 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a hooks.slack.com certificate it signed: (ca, cert, key) files."""
+def make_certificates(folder: Path, host: str = SLACK_HOST) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate it signed for `host`: (ca, cert, key) files."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -81,13 +83,13 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(SLACK_HOST))
+        .subject_name(_name(host))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SLACK_HOST)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(host)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
@@ -98,7 +100,7 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    paths = (folder / "ca.pem", folder / "slack.pem", folder / "slack.key")
+    paths = (folder / "ca.pem", folder / f"{host}.pem", folder / f"{host}.key")
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths[2].write_bytes(
@@ -109,6 +111,13 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
         )
     )
     return paths
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
 
 
 class _SlackHandler(BaseHTTPRequestHandler):
@@ -273,12 +282,20 @@ class _Inbox:
 
 
 class SmtpInbox:
-    """aiosmtpd on 127.0.0.1: every message it accepted, parsed."""
+    """aiosmtpd on 127.0.0.1: every message it accepted, parsed. With `tls` (a server
+    context) it requires STARTTLS; with `login` (user, password) it requires that login."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None
+    ) -> None:
         self._inbox = _Inbox()
         self.port = free_port()
-        self._controller = Controller(self._inbox, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
+        if login is not None:
+            options.update(authenticator=_Authenticator(*login), auth_require_tls=True)
+        self._controller = Controller(self._inbox, hostname="127.0.0.1", port=self.port, **options)
 
     @property
     def messages(self) -> list[Message]:
@@ -290,6 +307,15 @@ class SmtpInbox:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+
+class _Authenticator:
+    def __init__(self, user: str, password: str) -> None:
+        self.expected = (user.encode(), password.encode())
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == self.expected
+        return AuthResult(success=ok, handled=False)
 
 
 def wait_for(found: Any, timeout: float = 90) -> Any:
