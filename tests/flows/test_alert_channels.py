@@ -1,33 +1,31 @@
 """Every alert kind reaches every channel, end to end, against real receivers on 127.0.0.1.
 
-flows -> Prefect events -> automations (in a `prefect server start` of its own, so its
-process can be given the Slack gateway) -> notification blocks -> webhook receiver,
+flows (in a process of their own: tests/flows/alert_scenario.py) -> Prefect events ->
+automations (in a `prefect server start` of its own, so its process can be given the Slack
+gateway) -> notification blocks -> webhook receiver,
 Slack-shaped HTTPS endpoint (Prefect's SlackWebhook, unchanged) and SMTP server (aiosmtpd,
 through posguard's SmtpEmail block, which the server imports as a Prefect collection).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prefect.settings import (
-    PREFECT_API_URL,
-    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.alerting import RULES, ensure_alerting
 from deployments.receiver import AlertReceiver
 from deployments.server import PrefectServer
-from flows import recalculate_leverage, reconcile_positions
+from posguard.settings import load_settings
 from posguard.sim import SimExchange, SimServer
-from tasks.context import reload_settings, settings
-from tasks.ratelimit import HOST_LIMITER
-from tests.flows.helpers import advance, seed_bot_writes
+from tests.conftest import ROOT
 from tests.flows.receivers import SLACK_URL, SlackGateway, SmtpInbox, free_port, wait_for
 from tests.sim.conftest import MAIN, shipped
 
@@ -48,6 +46,7 @@ class Channels:
     slack: SlackGateway
     smtp: SmtpInbox
     folder: Path
+    api_url: str
 
     def texts(self) -> dict[str, list[str]]:
         return {
@@ -98,51 +97,36 @@ def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
     with SlackGateway(folder) as slack, SmtpInbox() as smtp, AlertReceiver() as webhook:
         server = PrefectServer(folder / "prefect", port=free_port())
         server.extra_env.update(slack.server_env())
-        # Rate limits this process made on another test server do not exist on this one.
-        HOST_LIMITER._ensured.clear()
-        try:
-            with (
-                server,
-                temporary_settings(
-                    {PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-                ),
-            ):
-                yield Channels(webhook, slack, smtp, folder)
-        finally:
-            HOST_LIMITER._ensured.clear()
-
-
-@pytest.fixture
-def configured(channels: Channels) -> Iterator[SimServer]:
-    with SimServer(SimExchange(shipped("incident-2025-12-20"))) as sim:
-        previous = os.environ.get("POSGUARD_CONFIG")
-        os.environ["POSGUARD_CONFIG"] = str(write_settings(channels.folder, sim.base_url, channels))
-        reload_settings()
-        try:
-            yield sim
-        finally:
-            if previous is None:
-                os.environ.pop("POSGUARD_CONFIG", None)
-            else:
-                os.environ["POSGUARD_CONFIG"] = previous
-            reload_settings()
+        with server:
+            yield Channels(webhook, slack, smtp, folder, server.api_url)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_every_alert_kind_reaches_every_channel(channels: Channels, configured: SimServer) -> None:
-    created = ensure_alerting(settings().alerts)
-    assert created["channels"] == ["webhook", "slack", "email"]
-    assert created["automations"] == list(RULES)
-
-    base = configured.base_url
-    seed_bot_writes(base)
-    reconcile_positions("main")  # DOGE's lever is unknown: lever > 0 fails
-    advance(base, "+4m")
-    reconcile_positions("main", run_expectations=False)  # BTC liquidated: confirmed
-    advance(base, "+4m30s")
-    reconcile_positions("main", run_expectations=False)  # still open: escalated
-    leverage = recalculate_leverage("main", dry_run=False)  # XRP 5x is raised, and applied
+def test_every_alert_kind_reaches_every_channel(channels: Channels) -> None:
+    with SimServer(SimExchange(shipped("incident-2025-12-20"))) as sim:
+        config = write_settings(channels.folder, sim.base_url, channels)
+        # Only blocks and automations are made from here; no flow runs in this process.
+        with temporary_settings({PREFECT_API_URL: channels.api_url}):
+            created = ensure_alerting(load_settings(config).alerts)
+        assert created["channels"] == ["webhook", "slack", "email"]
+        assert created["automations"] == list(RULES)
+        played = subprocess.run(
+            [sys.executable, "-m", "tests.flows.alert_scenario", sim.base_url],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "PREFECT_API_URL": channels.api_url,
+                "POSGUARD_CONFIG": str(config),
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            },
+            capture_output=True,
+            text=True,
+            timeout=480,
+        )
+    assert played.returncode == 0, played.stderr[-3000:]
+    leverage = json.loads(played.stdout.splitlines()[-1])
+    # XRP's 5x is raised, and applied.
     assert any(o["outcome"] == "applied" for o in leverage["outcomes"]), leverage["outcomes"]
 
     def missing() -> list[tuple[str, str]]:
