@@ -1,8 +1,11 @@
 """Alerting: automations that turn posguard's events into notifications (idempotent).
 
-Prefect's OSS server runs automations in its triggers service; the notification goes through
-a notification block: a generic webhook by default, Slack when configured. (Prefect has no
-SMTP block; email goes through a webhook relay.)
+Prefect's OSS server runs automations in its triggers service; each alert kind is one
+automation whose actions notify every configured channel, each through a notification block:
+- webhook: CustomWebhookNotificationBlock, JSON {"subject", "body", "text"};
+- Slack: Prefect's SlackWebhook (an incoming webhook on hooks.slack.com);
+- email: posguard's SmtpEmail block (deployments/notifications.py). Prefect has no SMTP block;
+  ours is a Prefect collection of this package, so the server imports it like its own.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotif
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
 from prefect.client.orchestration import get_client
 
+from deployments.notifications import SmtpEmail
 from posguard.settings import AlertConfig
 
 WEBHOOK_BLOCK = "posguard-webhook"
 SLACK_BLOCK = "posguard-slack"
+EMAIL_BLOCK = "posguard-email"
 
 RULES: dict[str, dict[str, str]] = {
     "posguard: expectation failed": {
@@ -36,6 +41,25 @@ RULES: dict[str, dict[str, str]] = {
         ", cause {{ event.payload.cause }} at {{ event.payload.at }} "
         "(event {{ event.payload.id }})",
     },
+    "posguard: drift escalated": {
+        "event": "posguard.drift.escalated",
+        "subject": "posguard: {{ event.payload.kind }} of {{ event.payload.instId }} still "
+        "unresolved, escalated ({{ event.payload.account }})",
+        "body": "{{ event.payload.instId }} {{ event.payload.posSide }} "
+        "{{ event.payload.mgnMode }}: {{ event.payload.kind }} confirmed "
+        "(cause {{ event.payload.cause }}) and still open after "
+        "{{ event.payload.observations }} observations at {{ event.payload.at }}; the registry "
+        "and the exchange disagree until someone acts (event {{ event.payload.id }})",
+    },
+    "posguard: leverage changed": {
+        "event": "posguard.leverage.changed",
+        "subject": "posguard: leverage of {{ event.payload.instId }} "
+        "({{ event.payload.scope }}) changed {{ event.payload['from'] or 'N/A' }}x -> "
+        "{{ event.payload['to'] or 'N/A' }}x ({{ event.payload.account }})",
+        "body": "{{ event.payload.account }} {{ event.payload.instId }} "
+        "{{ event.payload.scope }}: leverage {{ event.payload['from'] or 'N/A' }}x -> "
+        "{{ event.payload['to'] or 'N/A' }}x; {{ event.payload.reason }}",
+    },
     "posguard: leverage refused": {
         "event": "posguard.leverage.refused",
         "subject": "posguard: leverage of {{ event.payload.instId }} not changed "
@@ -53,8 +77,9 @@ RULES: dict[str, dict[str, str]] = {
 }
 
 
-def _blocks(config: AlertConfig) -> list[UUID]:
-    ids: list[UUID] = []
+def _blocks(config: AlertConfig) -> dict[str, UUID]:
+    """Save one notification block per configured channel; returns their ids by channel."""
+    ids: dict[str, UUID] = {}
     if config.webhook_url:
         block = CustomWebhookNotificationBlock(
             name="posguard",
@@ -65,18 +90,22 @@ def _blocks(config: AlertConfig) -> list[UUID]:
                 "text": "{{subject}}\\n{{body}}",
             },
         )
-        ids.append(block.save(WEBHOOK_BLOCK, overwrite=True))
+        ids["webhook"] = block.save(WEBHOOK_BLOCK, overwrite=True)
     if config.slack_webhook_url is not None:
         slack = SlackWebhook(url=config.slack_webhook_url)
-        ids.append(slack.save(SLACK_BLOCK, overwrite=True))
+        ids["slack"] = slack.save(SLACK_BLOCK, overwrite=True)
+    if config.email is not None:
+        email = SmtpEmail(**config.email.model_dump())
+        ids["email"] = email.save(EMAIL_BLOCK, overwrite=True)
     return ids
 
 
 def ensure_alerting(config: AlertConfig) -> dict[str, Any]:
     """Create or update the blocks and automations; safe to run on every start."""
-    block_ids = _blocks(config)
+    channels = _blocks(config)
+    block_ids = list(channels.values())
     if not block_ids:
-        return {"blocks": 0, "automations": []}
+        return {"blocks": 0, "channels": [], "automations": []}
     names: list[str] = []
     with get_client(sync_client=True) as client:
         for name, rule in RULES.items():
@@ -104,4 +133,4 @@ def ensure_alerting(config: AlertConfig) -> dict[str, Any]:
             else:
                 client.create_automation(automation)
             names.append(name)
-    return {"blocks": len(block_ids), "automations": names}
+    return {"blocks": len(block_ids), "channels": list(channels), "automations": names}

@@ -115,13 +115,19 @@ class ExpectationsRunner:
                 # Zero-size records are kept by the frames but are not positions: skipped.
                 open_positions = positions[positions["is_open"]]
                 suites.append(("positions", open_positions, POSITION_RULES, POSITION_INDEX))
+            # Each suite's Data Docs page of this run, failing suites first.
+            pages: list[tuple[bool, str]] = []
             for name, frame, rules, index in suites:
                 needed = [c for c in dict.fromkeys([*index, *self._columns[name]])]
-                gx_results = self._run(name, frame[needed], parameters, index, build_docs)
-                results += _by_rule(name, gx_results, frame, rules)
+                gx_results, page = self._run(name, frame[needed], parameters, index, build_docs)
+                suite_results = _by_rule(name, gx_results, frame, rules)
+                results += suite_results
+                if page is not None:
+                    pages.append((all(r.success for r in suite_results), page))
         docs = None
         if build_docs and self.docs_dir is not None:
-            docs = (self.docs_dir / "index.html").resolve().as_uri()
+            # The run's own page names the failing rows; the index only lists the runs.
+            docs = min(pages)[1] if pages else (self.docs_dir / "index.html").resolve().as_uri()
         return ValidationReport(all(r.success for r in results), results, docs)
 
     def _run(
@@ -131,12 +137,19 @@ class ExpectationsRunner:
         parameters: dict[str, Any],
         index: list[str],
         build_docs: bool,
-    ) -> list[Any]:
+    ) -> tuple[list[Any], str | None]:
+        """The expectation results, and the Data Docs page of this run when docs were built."""
         if build_docs and name in self._checkpoints:
             outcome = self._checkpoints[name].run(
                 batch_parameters={"dataframe": frame}, expectation_parameters=parameters
             )
-            return [r for run in outcome.run_results.values() for r in run.results]
+            page = None
+            for identifier in outcome.run_results:
+                for site in self.context.get_docs_sites_urls(
+                    resource_identifier=identifier, site_name=DOCS_SITE
+                ):
+                    page = site.get("site_url") or page
+            return [r for run in outcome.run_results.values() for r in run.results], page
         # ValidationDefinition.run would also serialize every result into the context's
         # in-memory store (a third of the run time at 100k rows, and memory that grows with
         # every run); the validator it wraps does the validation alone.
@@ -147,7 +160,7 @@ class ExpectationsRunner:
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index},
         )
         outcome = validator.validate_expectation_suite(definition.suite, parameters)
-        return list(outcome.results)
+        return list(outcome.results), None
 
 
 def _suite_columns(suite: Any) -> list[str]:

@@ -22,6 +22,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.deployments import run_deployment
 
+from posguard.progress import Progress
 from tasks.context import settings
 
 
@@ -60,6 +61,7 @@ def guard_accounts(
         triggered[run.id] = chunk
     finished: dict[UUID, str] = {}
     deadline = time.monotonic() + wait_seconds
+    progress = Progress(f"guard runs finished ({len(names)} accounts)", len(triggered))
     with get_client(sync_client=True) as client:
         while len(finished) < len(triggered) and time.monotonic() < deadline:
             for run_id in triggered:
@@ -68,6 +70,7 @@ def guard_accounts(
                 state = client.read_flow_run(run_id).state
                 if state is not None and state.is_final():
                     finished[run_id] = state.name
+            progress.update(len(finished))
             time.sleep(1)
         states = _account_states(client, triggered, finished, batched=size > 1)
     failed = {a: s for a, s in states.items() if s != "Completed"}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
@@ -136,15 +137,68 @@ class LeverageConfig(BaseModel):
     instruments: dict[str, LeverageOverride] = Field(default_factory=dict)
 
 
+# Prefect's SlackWebhook sends to Slack's own hosts only (any other URL is silently dropped).
+SLACK_WEBHOOK = re.compile(r"^https://hooks\.slack(-gov)?\.com/services/[^/\s]+/[^/\s]+/[^/\s]+/?$")
+
+
+class EmailAlertConfig(BaseModel):
+    """Alerts by email through an SMTP server (posguard's SMTP notification block)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    smtp_host: str = Field(min_length=1)
+    # 587: submission with STARTTLS; 465: implicit TLS (security = "ssl"); 25: plain relay.
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
+    recipients: list[str] = Field(min_length=1)
+    timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+    @model_validator(mode="after")
+    def _login(self) -> EmailAlertConfig:
+        if self.password is not None and not self.username:
+            raise ValueError("password is set but username is not")
+        if self.password is not None and self.security == "none":
+            raise ValueError(
+                'a password with security = "none" would cross the network in clear; '
+                'use "starttls" or "ssl"'
+            )
+        return self
+
+
 class AlertConfig(BaseModel):
-    """Where posguard's automations send alerts (Prefect notification blocks)."""
+    """Where posguard's automations send alerts (Prefect notification blocks). Every alert
+    kind goes to every channel configured here."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # A generic webhook (CustomWebhookNotificationBlock): JSON {"subject", "body", "text"}.
     webhook_url: str | None = None
-    # Slack incoming webhook (SlackWebhook block). Email: point webhook_url at a relay.
+    # A Slack incoming webhook, https://hooks.slack.com/services/... (SlackWebhook block).
     slack_webhook_url: SecretStr | None = None
+    # [alerts.email]: SMTP (posguard's notification block, run by the Prefect server).
+    email: EmailAlertConfig | None = None
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _slack_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never echoes the URL: its path is the webhook's secret.
+        if value is not None and not SLACK_WEBHOOK.match(value.get_secret_value()):
+            raise ValueError(
+                "is not a Slack incoming webhook URL (https://hooks.slack.com/services/T.../"
+                "B.../...); Prefect's Slack block sends nowhere else"
+            )
+        return value
 
 
 class ScheduleConfig(BaseModel):

@@ -2,9 +2,11 @@
 
 Events name the account and the instrument as resources:
 - `posguard.expectation.failed`: one per failing (expectation, position);
-- `posguard.drift.confirmed`: confirmed drift (and its escalation);
-- `posguard.leverage.changed` / `posguard.leverage.refused` / `posguard.leverage.unknown`, one
-  per leverage scope (posSide `long+short` for a cross scope shared by both legs).
+- `posguard.drift.confirmed`: confirmed drift; `posguard.drift.escalated`: a confirmed drift
+  still unresolved after `drift.escalate_after` observations; `posguard.drift.healed`;
+- `posguard.leverage.changed` (an applied change: account, instId, scope, from, to) /
+  `posguard.leverage.refused` / `posguard.leverage.unknown`, one per leverage scope (posSide
+  `long+short` for a cross scope shared by both legs).
 """
 
 from __future__ import annotations
@@ -113,7 +115,11 @@ def publish_validation(
         }
         for name, row in failing[:MAX_ROWS]
     ]
-    docs = f"\n\n[Great Expectations Data Docs]({report.data_docs})" if report.data_docs else ""
+    docs = (
+        f"\n\n[This run in Great Expectations Data Docs]({report.data_docs})"
+        if report.data_docs
+        else ""
+    )
     summary = (
         f"**{len(report.failed)} of {len(report.results)} expectations failed** for {account}"
         if failing
@@ -163,13 +169,16 @@ def publish_drift(account: str, events: list[DriftEvent]) -> int:
         if drift.status not in ("confirmed", "healed"):
             continue
         alerts += 1
+        escalated = bool(drift.evidence.get("escalated"))
         emit_event(
-            event=f"posguard.drift.{drift.status}",
+            # An escalation is its own alert: "still unresolved", not a second confirmation.
+            event="posguard.drift.escalated" if escalated else f"posguard.drift.{drift.status}",
             resource=resource(account, drift.inst_id, drift.pos_side, drift.mgn_mode),
             related=related(account, drift.inst_id),
             payload={
                 **{k: v for k, v in drift.to_json().items() if k != "evidence"},
-                "escalated": bool(drift.evidence.get("escalated")),
+                "escalated": escalated,
+                "observations": drift.evidence.get("observations"),
             },
         )
     return alerts
@@ -194,6 +203,19 @@ def _legs_text(legs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{leg['posSide']} {leg['size']:g} ({tier(leg['tier_max'])})" for leg in legs)
 
 
+def leverage_scope(mgn_mode: str, pos_side: str) -> str:
+    """The OKX scope a leverage applies to: cross is the instrument's (both legs in long/short
+    mode), isolated is per leg in long/short mode and per instrument in net mode."""
+    if mgn_mode == "isolated" and pos_side in ("long", "short"):
+        return f"isolated {pos_side}"
+    return mgn_mode
+
+
+def _lever(value: Any) -> str | None:
+    number = _cell(value)
+    return f"{number:g}" if isinstance(number, int | float) else None
+
+
 @task(name="publish-leverage", **LOCAL)
 def publish_leverage(account: str, report: LeverageReport) -> None:
     # A table cell shows text: each leg as "long 600 (tier 25x)".
@@ -212,5 +234,11 @@ def publish_leverage(account: str, report: LeverageReport) -> None:
             event=f"posguard.leverage.{kind}",
             resource=resource(account, outcome.instId, outcome.posSide, outcome.mgnMode),
             related=related(account, outcome.instId),
-            payload={"account": account, **outcome.to_json()},
+            payload={
+                "account": account,
+                **outcome.to_json(),
+                "scope": leverage_scope(outcome.mgnMode, outcome.posSide),
+                "from": _lever(outcome.from_lever),
+                "to": _lever(outcome.to_lever),
+            },
         )

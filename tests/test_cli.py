@@ -92,3 +92,74 @@ def test_team_up_with_an_unusable_database_url_names_the_setting(tmp_path: Path)
     result = runner.invoke(app, ["team", "up", "--config", str(config)])
     assert result.exit_code == 2
     assert "team.prefect_database_url must name a PostgreSQL database" in result.output
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("\b", " ").split())
+
+
+def _help_texts(command: object) -> list[str]:
+    texts = [str(getattr(command, "help", None) or "")]
+    texts += [str(getattr(p, "help", None) or "") for p in getattr(command, "params", [])]
+    return [t for t in texts if t]
+
+
+@pytest.mark.parametrize("path", [[], *all_command_paths()], ids=lambda p: " ".join(p) or "-")
+def test_help_renders_every_text_literally(path: list[str]) -> None:
+    """No markup in help: rich turned ':SECRET:' into an emoji and would eat '[tags]'."""
+    command: object = get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    result = runner.invoke(app, [*path, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    shown = _flat(result.output)
+    for text in _help_texts(command):
+        # Long command summaries are cut in the parent's list, never in their own help.
+        assert _flat(text) in shown, f"{text!r} is not shown literally in:\n{result.output}"
+    assert result.output.isascii(), result.output
+    assert "\\[" not in result.output, "a markup escape shows as a backslash"
+
+
+def test_sim_help_shows_the_account_format() -> None:
+    result = runner.invoke(app, ["sim", "--help"], terminal_width=100)
+    assert "NAME=KEY:SECRET:PASSPHRASE[:live]" in _flat(result.output)
+    assert "\u3299" not in result.output  # the 'secret' emoji rich made of ':SECRET:'
+
+
+SAVED_ERRORS = {
+    "refused.json": ({"code": "51001", "msg": "Instrument ID does not exist", "data": []}, "51001"),
+    "write.json": (
+        {"code": "1", "msg": "", "data": [{"instId": "XRP-USDT-SWAP", "sCode": "59102"}]},
+        "59102",
+    ),
+    "no-array.json": ({"code": "0", "msg": "", "data": {"instId": "XRP-USDT-SWAP"}}, "data"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED_ERRORS))
+def test_errors_read_from_a_saved_file_claim_no_http_status(tmp_path: Path, name: str) -> None:
+    answer, named = SAVED_ERRORS[name]
+    saved = tmp_path / name
+    saved.write_text(json.dumps(answer))
+    instruments = str(SAMPLES / "instruments_swap_ccxt_markets_info.json")
+    parsed = runner.invoke(app, ["parse", str(saved)])
+    validated = runner.invoke(
+        app, ["validate", "--positions", str(saved), "--instruments", instruments]
+    )
+    for result in (parsed, validated):
+        assert result.exit_code != 0
+        assert name in result.output
+        assert named in result.output
+        assert "HTTP" not in result.output  # a file has no status; none was observed
+        assert "Traceback" not in result.output
+    assert validated.exit_code == 2
+
+
+def test_a_saved_error_answer_carries_no_http_status() -> None:
+    from posguard.errors import RejectedError
+    from posguard.frames import records_of
+
+    with pytest.raises(RejectedError) as raised:
+        records_of({"code": "51001", "msg": "gone", "data": []}, source="saved.json")
+    assert raised.value.http_status is None
+    assert "saved.json" in str(raised.value)

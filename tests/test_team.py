@@ -4,7 +4,11 @@ once."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +25,7 @@ from deployments.team import Team, TeamOptions, deploy_to_pool
 from posguard.registry import Registry
 from posguard.settings import load_settings
 from posguard.sim import SimExchange, SimServer
+from tests.conftest import ROOT
 from tests.sim.conftest import scenario
 
 ACCOUNTS = [f"acct{n:02d}" for n in range(20)]
@@ -114,18 +119,32 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
             ran = time.monotonic()
             assert fan_out.state is not None
             assert fan_out.state.is_completed(), fan_out.state
-            # One flow run per account too (no batch): two accounts again, nothing new to say.
-            single = run_deployment(
-                name="guard-accounts/all",
+            # One flow run per account too (no batch): two accounts again, nothing new to say;
+            # through `posguard team run --json`, as a user starts it.
+            single = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "posguard.cli",
+                    "team",
+                    "run",
+                    "--json",
+                    "--config",
+                    str(config),
+                    "--accounts-per-run",
+                    "1",
+                    *[arg for account in ACCOUNTS[:2] for arg in ("--account", account)],
+                ],
+                cwd=ROOT,
+                env={**os.environ, "PREFECT_API_URL": team.server.api_url},
+                capture_output=True,
+                text=True,
                 timeout=300,
-                parameters={
-                    "run_expectations": False,
-                    "accounts_per_run": 1,
-                    "accounts": ACCOUNTS[:2],
-                },
             )
-            assert single.state is not None
-            assert single.state.is_completed(), single.state
+            assert single.returncode == 0, single.stderr[-3000:]
+            # stdout is one JSON object; progress went to stderr.
+            assert json.loads(single.stdout) == dict.fromkeys(ACCOUNTS[:2], "Completed")
+            assert "guard runs finished (2 accounts): 2/2 (100%)" in single.stderr
             with get_client(sync_client=True) as client:
                 runs = client.read_flow_runs(
                     flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-account"])),

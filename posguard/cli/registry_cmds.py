@@ -43,16 +43,21 @@ def import_command(
     ] = None,
     url: UrlOption = None,
     config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Record positions as the bot's beliefs (columns: account, instId, posSide, mgnMode,
-    pos, avgPx, lever)."""
+    pos, avgPx, lever). Progress goes to stderr."""
+    from posguard.progress import progress_on_stderr
     from posguard.registry.transfer import import_rows, read_rows
 
-    with _open(url, config) as registry:
+    with _open(url, config) as registry, progress_on_stderr():
         count = guarded(
             lambda: import_rows(registry, read_rows(path), source=str(path), account=account)
         )
-    typer.echo(f"imported {count} positions")
+    if as_json:
+        print_json({"imported": count, "source": str(path)})
+    else:
+        typer.echo(f"imported {count} positions")
 
 
 @registry_app.command("export")

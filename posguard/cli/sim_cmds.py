@@ -17,6 +17,13 @@ accounts there is one demo-trading account "demo" with the fake credentials
 (send x-simulated-trading: 1, as OKX demo trading requires).
 
 \b
+--account NAME=KEY:SECRET:PASSPHRASE adds a demo-trading account (clients send
+x-simulated-trading: 1, like ccxt in sandbox mode or python-okx with flag "1");
+NAME=KEY:SECRET:PASSPHRASE:live adds a live-mode account (clients send no such
+header, like ccxt without sandbox mode or python-okx with flag "0"). A client
+whose header does not match the account's mode is refused with 50101, as OKX does.
+
+\b
 A scenario (JSON or YAML, or a shipped name: see --list) scripts the exchange:
   name, description, start ("2025-12-20T00:00:00.000Z"),
   clock ("simulated": time moves by POST /__sim__/advance; "wall": it runs),
@@ -59,7 +66,8 @@ def register(app: typer.Typer) -> None:
         account: Annotated[
             list[str] | None,
             typer.Option(
-                help="Extra account NAME=KEY:SECRET:PASSPHRASE (demo trading); repeatable."
+                help="Extra account NAME=KEY:SECRET:PASSPHRASE[:live] (demo trading unless "
+                ":live); repeatable."
             ),
         ] = None,
         list_scenarios: Annotated[

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         help=(
             "Team mode: Prefect's server on PostgreSQL, a process work pool with several "
             'workers, every account\'s guard flow on it. Configured by mode = "team" and '
-            "the \\[team] section of the settings."
+            "the [team] section of the settings."
         ),
         no_args_is_help=True,
     )
@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Check every account now on a running team (`posguard team up`): one flow run per
-        account (or batch) on the pool. Exit 1 when an account did not complete."""
+        account (or batch) on the pool. Progress goes to stderr. Exit 1 when an account did
+        not complete."""
         settings = settings_from(config)
         if config is not None:
             os.environ["POSGUARD_CONFIG"] = str(config.resolve())
@@ -64,8 +65,9 @@ def register(app: typer.Typer) -> None:
         os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         from deployments.team import team_run
+        from posguard.progress import progress_on_stderr
 
-        with reported_errors():
+        with reported_errors(), progress_on_stderr():
             states = team_run(account or None, accounts_per_run, wait)
         if as_json:
             print_json(states)

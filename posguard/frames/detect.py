@@ -35,7 +35,7 @@ def records_of(payload: Any, *, source: str = "payload") -> list[Any]:
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict) and "code" in payload:
-        return unwrap(payload, CallContext("FILE", source))
+        return unwrap(payload, CallContext("FILE", source), http_status=None)
     if isinstance(payload, dict) and isinstance(payload.get("data"), list) and "arg" in payload:
         # A websocket push: same record schema as REST, no code.
         records: list[Any] = payload["data"]

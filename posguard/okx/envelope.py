@@ -65,9 +65,10 @@ def error_for(
     elif http_status == 404 and code in (None, "404"):
         remedy = "the endpoint does not exist on this host: check base_url/region in settings"
     what = f"{code} {okx_msg!r}" if code else repr(okx_msg or "no OKX code")
-    status = f"HTTP {http_status}" if http_status is not None else "no HTTP status"
+    # A saved answer has no status to report: name only what was seen.
+    status = f", HTTP {http_status}" if http_status is not None else ""
     item = f" (instId {inst_id})" if inst_id else ""
-    message = f"{ctx.describe()} failed{item}: {what}, {status}; {remedy}"
+    message = f"{ctx.describe()} failed{item}: {what}{status}; {remedy}"
     return error_cls(
         message,
         endpoint=ctx.path,
@@ -91,11 +92,13 @@ def _as_code(value: object) -> str | None:
     return None
 
 
-def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[Any]:
-    """The `data` array of an envelope, or the error it carries."""
+def unwrap(payload: Any, ctx: CallContext, *, http_status: int | None = 200) -> list[Any]:
+    """The `data` array of an envelope, or the error it carries (`http_status` None: the
+    envelope was read from a file, with no HTTP status to judge or report)."""
     if not isinstance(payload, dict) or "code" not in payload:
         raise MalformedResponseError(
-            f"{ctx.describe()} answered HTTP {http_status} with JSON that is not an OKX envelope "
+            f"{ctx.describe()} answered{_status_text(http_status)} with JSON that is not an OKX "
+            f"envelope "
             f"(no 'code' member); if it persists, check base_url in settings",
             endpoint=ctx.path,
             method=ctx.method,
@@ -106,7 +109,7 @@ def unwrap(payload: Any, ctx: CallContext, *, http_status: int = 200) -> list[An
     msg = payload.get("msg")
     okx_msg = msg if isinstance(msg, str) else None
     data = payload.get("data")
-    if code != "0" or http_status >= 400:
+    if code != "0" or (http_status is not None and http_status >= 400):
         # Write endpoints put the real reason per item (code "1"/"2" with sCode/sMsg).
         if isinstance(data, list):
             _raise_item_errors(data, ctx, http_status)
@@ -155,7 +158,11 @@ def _describe_data(payload: dict[str, Any]) -> str:
     return f"with 'data' {kind} ({reprlib.repr(data)})"
 
 
-def _raise_item_errors(data: list[Any], ctx: CallContext, http_status: int) -> None:
+def _status_text(http_status: int | None) -> str:
+    return f" HTTP {http_status}" if http_status is not None else ""
+
+
+def _raise_item_errors(data: list[Any], ctx: CallContext, http_status: int | None) -> None:
     for item in data:
         if isinstance(item, dict) and item.get("sCode") not in (None, "", "0"):
             raise error_for(

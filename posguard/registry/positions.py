@@ -8,7 +8,7 @@ with the snapshot's start measured on the same clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -169,9 +169,19 @@ def write(db: Database, connection: Connection, key: FullKey, values: dict[str, 
     return int(current["version"]) + 1
 
 
-def write_many(db: Database, connection: Connection, rows: Iterable[dict[str, Any]]) -> int:
-    """`write` for many rows in the caller's transaction: new keys in one batched insert,
-    the others one by one; each dict holds `Registry.write`'s arguments."""
+BATCH = 500
+
+
+def write_many(
+    db: Database,
+    connection: Connection,
+    rows: Iterable[dict[str, Any]],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """`write` for many rows in the caller's transaction: new keys in batched inserts, the
+    others one by one; each dict holds `Registry.write`'s arguments. `progress` hears how many
+    rows each batch wrote."""
     prepared: dict[FullKey, dict[str, Any]] = {}
     # One stamp for the batch: a many-row insert takes values, not SQL expressions.
     stamp = db.now_ms(connection)
@@ -211,11 +221,20 @@ def write_many(db: Database, connection: Connection, rows: Iterable[dict[str, An
         for key, values in prepared.items()
         if key not in existing
     ]
-    if fresh:
-        connection.execute(S.positions.insert(), fresh)
+    for start in range(0, len(fresh), BATCH):
+        batch = fresh[start : start + BATCH]
+        connection.execute(S.positions.insert(), batch)
+        if progress is not None:
+            progress(len(batch))
+    done = 0
     for key, values in prepared.items():
         if key in existing:
             write(db, connection, key, values)
+            done += 1
+            if progress is not None and done % BATCH == 0:
+                progress(BATCH)
+    if progress is not None and done % BATCH:
+        progress(done % BATCH)
     return len(prepared)
 
 

@@ -8,7 +8,7 @@ writes, so heal writes, the engine's memory and the events commit together or no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -150,11 +150,17 @@ class Registry:
         with self.db.write("record position") as connection:
             return positions.write(self.db, connection, key, values)
 
-    def write_many(self, rows: Iterable[dict[str, Any]]) -> int:
+    def write_many(
+        self,
+        rows: Iterable[dict[str, Any]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """`write` for many rows in one transaction (an import, a fresh registry): all of
-        them land or none does. Each dict holds `write`'s arguments; returns the count."""
+        them land or none does. Each dict holds `write`'s arguments; returns the count.
+        `progress` hears how many rows were written, batch by batch (before the commit)."""
         with self.db.write("record positions") as connection:
-            return positions.write_many(self.db, connection, rows)
+            return positions.write_many(self.db, connection, rows, progress=progress)
 
     def record_open(self, account: str, inst_id: str, **fields: Any) -> int:
         return self.write(account, inst_id, **fields)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from posguard.errors import DataError
+from posguard.progress import Progress
 from posguard.registry.store import Registry
 
 FIELDS = [
@@ -80,9 +81,11 @@ def import_rows(
     source: str,
     account: str | None = None,
 ) -> int:
-    """Record each row as a bot write (checked first, written in one batch); returns how
-    many were written. A bad row stops the import before anything is written."""
-    writes: list[dict[str, Any]] = []
+    """Record each row as a bot write (checked first, then written in one transaction, with
+    progress on the `posguard.progress` logger); returns how many were written. A bad row, or
+    a failure while writing, leaves the registry as it was."""
+    # Keyed by position, the last row of a key wins, as within one write_many call.
+    writes: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for index, row in enumerate(rows):
         where = f"{source}: row {index + 1}"
         name = row.get("account") or account
@@ -92,20 +95,23 @@ def import_rows(
             if row.get(field) in (None, ""):
                 raise DataError(f"{where}: {field!r} is required", field=field)
         c_time = row.get("cTime")
-        writes.append(
-            {
-                "account": str(name),
-                "inst_id": str(row["instId"]),
-                "pos_side": str(row.get("posSide") or "net"),
-                "mgn_mode": str(row.get("mgnMode") or "cross"),
-                "pos": row["pos"],
-                "avg_px": row.get("avgPx") or None,
-                "lever": row.get("lever") or None,
-                "pos_id": row.get("posId") or None,
-                "c_time": _c_time(c_time, where),
-            }
-        )
-    registry.write_many(writes)
+        write = {
+            "account": str(name),
+            "inst_id": str(row["instId"]),
+            "pos_side": str(row.get("posSide") or "net"),
+            "mgn_mode": str(row.get("mgnMode") or "cross"),
+            "pos": row["pos"],
+            "avg_px": row.get("avgPx") or None,
+            "lever": row.get("lever") or None,
+            "pos_id": row.get("posId") or None,
+            "c_time": _c_time(c_time, where),
+        }
+        key = (write["account"], write["inst_id"], write["pos_side"], write["mgn_mode"])
+        writes.pop(key, None)
+        writes[key] = write
+    ordered = list(writes.values())
+    progress = Progress(f"registry import from {source}: positions written", len(ordered))
+    registry.write_many(ordered, progress=progress.advance)
     return len(rows)
 
 

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from posguard.okx import endpoints as ep
 from posguard.okx.signing import verify
+from posguard.sim import funding
 from posguard.sim.book import Account, SimRefusal
 from posguard.sim.exchange import SimExchange
 from posguard.sim.scenario import ScenarioError, Step, parse_instant, validate_scenario
@@ -129,7 +130,7 @@ def create_app(exchange: SimExchange) -> Starlette:
     limits = SlidingWindow()
 
     async def okx(request: Request) -> Response:
-        endpoint = ep.BY_PATH.get(request.url.path)
+        endpoint = ep.BY_PATH.get(request.url.path) or funding.ENDPOINTS.get(request.url.path)
         if endpoint is None or endpoint.method != request.method:
             return JSONResponse(GATEWAY_404, status_code=404)
         body = await request.body()
@@ -192,7 +193,8 @@ def create_app(exchange: SimExchange) -> Starlette:
             return _error(refusal.code, refusal.msg, refusal.http_status)
         return JSONResponse({"code": "0", "msg": "", "data": data})
 
-    routes = [Route(e.path, okx, methods=["GET", "POST"]) for e in ep.ALL_ENDPOINTS]
+    served = [*ep.ALL_ENDPOINTS, *funding.ENDPOINTS.values()]
+    routes = [Route(e.path, okx, methods=["GET", "POST"]) for e in served]
     routes += control_routes(exchange)
     routes.append(Route("/{rest:path}", okx, methods=["GET", "POST", "PUT", "DELETE"]))
     return Starlette(routes=routes)
@@ -229,6 +231,8 @@ def handle(
             return exchange.set_leverage_data(account, payload)
         if endpoint in (ep.FILLS, ep.FILLS_HISTORY):
             return exchange.fills_data(account, params, history=endpoint is ep.FILLS_HISTORY)
+        if endpoint is funding.CURRENCIES:
+            return funding.currencies_data(exchange.instruments, params)
     raise SimRefusal("50000", "Endpoint not simulated", 404)
 
 

@@ -278,3 +278,18 @@ def test_bad_urls_and_unreachable_databases(tmp_path: Path) -> None:
         Registry("not a url")
     with pytest.raises(RegistryError, match="schema migration"):
         Registry("postgresql+psycopg://127.0.0.1:1/none?connect_timeout=1")
+
+
+def test_write_many_is_one_transaction_whatever_its_size(registry: Registry) -> None:
+    rows = [
+        {"account": "main", "inst_id": f"SYN{n:06d}-USDT-SWAP", "pos": str(n)}
+        for n in range(1, 1201)
+    ]
+    rows.append({"account": "main", "inst_id": "BTC-USDT-SWAP", "pos_side": "long", "pos": "-1"})
+    heard: list[int] = []
+    with pytest.raises(RegistryError, match="negative"):
+        registry.write_many(rows, progress=heard.append)
+    assert registry.rows("main") == []
+    registry.write_many(rows[:-1], progress=heard.append)
+    assert sum(heard) == 1200
+    assert len(registry.rows("main")) == 1200

@@ -143,8 +143,20 @@ def test_account_option() -> None:
         "s",
         "p",
     )
+    assert parsed.demo  # the default stays demo trading
     with pytest.raises(Exception, match="NAME=KEY:SECRET:PASSPHRASE"):
         parse_account_option("desk=k:s")
+
+
+def test_account_option_live_and_demo_modes() -> None:
+    assert not parse_account_option("desk=k:s:p:live").demo
+    assert parse_account_option("desk=k:s:p:demo").demo
+    with pytest.raises(Exception, match="'live' or 'demo'") as refused:
+        parse_account_option("desk=k:s:p:real-secret")
+    assert "real-secret" not in str(refused.value)
+    with pytest.raises(Exception, match="NAME=KEY:SECRET:PASSPHRASE") as short:
+        parse_account_option("desk=k:secret-value")
+    assert "secret-value" not in str(short.value)
 
 
 def test_load_opens_synthetic_positions_in_every_account() -> None:
