@@ -93,6 +93,10 @@ def load_timeline(path: Path) -> Timeline:
         raise TimelineError(f"{path}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TimelineError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise TimelineError(f"{path}: JSON nested too deeply to be a timeline") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python reads
+        raise TimelineError(f"{path}: not readable JSON ({str(exc)[:120]})") from None
     return timeline_from(document, str(path))
 
 

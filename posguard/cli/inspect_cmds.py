@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
 
         The endpoint is recognised from the records' fields. "" becomes null, never 0; a value
         that is not a number where one belongs is an error naming the field and instId.
+        Exit status: 0 parsed; 2 bad input (a value not as OKX sends it, a file that is not an
+        answer); 3 the saved answer is itself an exchange error or unusable.
         """
         from posguard.frames import load_records, parse_records
 

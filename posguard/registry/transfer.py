@@ -69,6 +69,10 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be positions") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python reads
+        raise DataError(f"{path}: not readable JSON ({str(exc)[:120]})") from None
     if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
         raise DataError(f"{path}: expected a JSON array of position objects")
     return document

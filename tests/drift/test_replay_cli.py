@@ -122,3 +122,15 @@ def test_unreadable_timeline(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(path)])
     assert result.exit_code == 2
     assert "not valid JSON" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"account": "main", "steps": [' + "9" * 5000 + "]}"]
+)
+def test_unreadable_json_is_a_clear_error_not_a_traceback(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "timeline.json"
+    path.write_text(text)
+    result = runner.invoke(app, ["replay", str(path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "timeline.json" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
@@ -56,3 +57,16 @@ def test_import_errors_name_the_file_and_row(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "not a decimal" in result.output
+
+
+def test_an_unreadable_import_file_is_a_clear_error(tmp_path: Path) -> None:
+    from posguard.errors import DataError
+    from posguard.registry.transfer import read_rows
+
+    path = tmp_path / "rows.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match="nested too deeply"):
+        read_rows(path)
+    path.write_text("[" + "9" * 5000 + "]")
+    with pytest.raises(DataError, match="not readable JSON"):
+        read_rows(path)
