@@ -79,6 +79,8 @@ class DriftSettings:
 
 
 def _escape(part: str) -> str:
+    if "%" not in part and "|" not in part:
+        return part
     return part.replace("%", "%25").replace("|", "%7C")
 
 

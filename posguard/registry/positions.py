@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, and_, select, update
 
@@ -238,23 +239,30 @@ def write_many(
     return len(prepared)
 
 
+def _decimals(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+
+
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows in the drift engine's registry shape (REGISTRY_COLUMNS)."""
-    result = pd.DataFrame(
+    """Rows in the drift engine's registry shape (REGISTRY_COLUMNS). Decimals are exact text
+    in the database and floats here: the engine compares them at instrument precision."""
+    column = {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
+
+    def values(name: str) -> list[Any]:
+        return column.get(name, [])
+
+    return pd.DataFrame(
         {
-            "instId": pd.Series([r["inst_id"] for r in rows], dtype="str"),
-            "posSide": pd.Series([r["pos_side"] for r in rows], dtype="str"),
-            "mgnMode": pd.Series([r["mgn_mode"] for r in rows], dtype="str"),
-            "pos": pd.to_numeric(pd.Series([r["pos"] for r in rows], dtype="object")),
-            "avgPx": pd.to_numeric(pd.Series([r["avg_px"] for r in rows], dtype="object")),
-            "lever": pd.to_numeric(pd.Series([r["lever"] for r in rows], dtype="object")),
-            "version": pd.Series([r["version"] for r in rows], dtype="int64"),
-            "updated_at_ms": pd.Series([r["updated_at_ms"] for r in rows], dtype="int64"),
-            "recorded_at_ms": pd.Series([r["recorded_at_ms"] for r in rows], dtype="Int64"),
-            "posId": pd.Series([r["pos_id"] for r in rows], dtype="str"),
-            "cTime": pd.Series([r["c_time"] for r in rows], dtype="Int64"),
+            "instId": pd.array(values("inst_id"), dtype="str"),
+            "posSide": pd.array(values("pos_side"), dtype="str"),
+            "mgnMode": pd.array(values("mgn_mode"), dtype="str"),
+            "pos": _decimals(values("pos")),
+            "avgPx": _decimals(values("avg_px")),
+            "lever": _decimals(values("lever")),
+            "version": np.array(values("version"), dtype="int64"),
+            "updated_at_ms": np.array(values("updated_at_ms"), dtype="int64"),
+            "recorded_at_ms": pd.array(values("recorded_at_ms"), dtype="Int64"),
+            "posId": pd.array(values("pos_id"), dtype="str"),
+            "cTime": pd.array(values("c_time"), dtype="Int64"),
         }
-    )
-    for column in ("pos", "avgPx", "lever"):
-        result[column] = result[column].astype("float64")
-    return result[REGISTRY_COLUMNS]
+    )[REGISTRY_COLUMNS]

@@ -9,6 +9,7 @@ timeline is written out: `posguard replay` reproduces it exactly.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import tempfile
 import time
@@ -144,6 +145,9 @@ def run_life(plan: SoakPlan, number: int, registry_url: str) -> LifeOutcome:
 
 
 def _worker(plan: SoakPlan, numbers: list[int], queue: Any) -> None:
+    # This process exists for the soak: the cycles it replays fail on purpose, and their
+    # warnings are the exercise, not news (the parent's logging does not reach a spawn).
+    logging.getLogger("posguard").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="posguard-soak-") as folder:
         url = plan.registry_url or sqlite_url(Path(folder) / "registry.db")
         for number in numbers:
