@@ -709,7 +709,42 @@ class _Cycle:
             # answers in a row is not closed); evidence will, or the escalation.
             finding.hold = True
             finding.evidence["no_end_recorded"] = {"life_began": described[1]}
+        elif described is None and written is not None:
+            opened = self._opened_since_last_close(key, history, fills, written)
+            if opened is not None:
+                # Which life the row means is unclear, but the key's newest trade opened a
+                # position that nothing has closed since: the same reasoning holds.
+                finding.hold = True
+                finding.evidence["no_end_recorded"] = {"opened": opened}
         return finding
+
+    def _opened_since_last_close(
+        self, key: Key, history: pd.DataFrame, fills: pd.DataFrame, written: int
+    ) -> int | None:
+        """When the key's newest fill (before the row was written) opened a position that no
+        full close in the history and no fill has closed since: that time; else None."""
+        if fills.empty or self._modes_share_fills(key):
+            return None
+        before = fills[fills["stamp"] <= written + IDENTITY_TOLERANCE_MS]
+        if before.empty:
+            return None
+        ordered = before.sort_values("stamp")
+        opened = int(ordered["stamp"].iloc[-1])
+        sub_type = ordered["subType"].iloc[-1]
+        if pd.isna(sub_type) or int(sub_type) not in ev.OPEN_FILLS:
+            return None
+        if not self.evidence.fills_complete_since(opened):
+            return None
+        if not ev.closing_fills(fills[fills["stamp"] >= opened]).empty:
+            return None
+        closes = (
+            history[history["type"].isin(list(ev.FULL_CLOSE_TYPES))]
+            if not history.empty
+            else history
+        )
+        if not closes.empty and int(closes["uTime"].max()) >= opened:
+            return None
+        return opened
 
     def _explains(self, how: str, row: dict[str, Any], closed_ms: int, fills: pd.DataFrame) -> bool:
         """Does a close at `closed_ms` explain the registry's open row?
