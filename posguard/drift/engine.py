@@ -32,6 +32,17 @@ import pandas as pd
 
 from posguard.drift import evidence as ev
 from posguard.drift.evidence import Evidence, same_life
+from posguard.drift.join import (
+    EXCHANGE_COLUMNS,
+    KEY,
+    REGISTRY_COLUMNS,
+    empty_registry,
+    outer_join,
+    pos_id,
+    text,
+    whole,
+)
+from posguard.drift.lives import IDENTITY_TOLERANCE_MS, SIZE_EPSILON, Finding, Lives
 from posguard.drift.model import (
     DriftEvent,
     DriftSettings,
@@ -46,26 +57,21 @@ from posguard.drift.model import (
     key_text,
 )
 
-KEY = ["instId", "posSide", "mgnMode"]
-REGISTRY_COLUMNS = [
-    *KEY,
-    "pos",
-    "avgPx",
-    "lever",
-    "version",
-    "updated_at_ms",
-    "recorded_at_ms",
-    "posId",
-    "cTime",
+__all__ = [
+    "EXCHANGE_COLUMNS",
+    "KEY",
+    "REGISTRY_COLUMNS",
+    "CycleInput",
+    "CycleResult",
+    "empty_registry",
+    "forget_healed",
+    "healed_event",
+    "reconcile",
 ]
-EXCHANGE_COLUMNS = [*KEY, "pos", "lever", "posId", "cTime", "avgPx"]
-SIZE_EPSILON = 1e-9
+
 # Snapshot times are OKX time as each run measured its clock offset (to a few ms); two runs
 # within this much of each other are simultaneous, not one older than the other.
 RATCHET_TOLERANCE_MS = 1000
-# A registry write names the life alive when it was written; lives created this close to
-# the write are too close to tell apart, so such inference is not used as evidence.
-IDENTITY_TOLERANCE_MS = 1000
 
 
 @dataclass
@@ -93,112 +99,6 @@ class CycleResult:
     heals: list[HealAction]
     skipped: str | None = None
     guarded: list[Key] = field(default_factory=list)  # keys the bot was acting on
-
-
-def empty_registry() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "instId": pd.Series([], dtype="str"),
-            "posSide": pd.Series([], dtype="str"),
-            "mgnMode": pd.Series([], dtype="str"),
-            "pos": pd.Series([], dtype="float64"),
-            "avgPx": pd.Series([], dtype="float64"),
-            "lever": pd.Series([], dtype="float64"),
-            "version": pd.Series([], dtype="int64"),
-            "updated_at_ms": pd.Series([], dtype="int64"),
-            "recorded_at_ms": pd.Series([], dtype="int64"),
-            "posId": pd.Series([], dtype="str"),
-            "cTime": pd.Series([], dtype="Int64"),
-        }
-    )
-
-
-def key_texts(frame: pd.DataFrame) -> list[str]:
-    """`key_text` for every row at once."""
-    return [
-        key_text((str(inst_id), str(pos_side), str(mgn_mode)))
-        for inst_id, pos_side, mgn_mode in zip(
-            frame["instId"].tolist(),
-            frame["posSide"].tolist(),
-            frame["mgnMode"].tolist(),
-            strict=True,
-        )
-    ]
-
-
-def _taken(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """values[positions], with NaN (numbers) or None (anything else) where positions is -1."""
-    if values.dtype.kind in "fiu":
-        out = np.full(len(positions), np.nan)
-        present = positions >= 0
-        out[present] = values[positions[present]].astype("float64")
-        return out
-    picked = np.empty(len(positions), dtype=object)
-    present = positions >= 0
-    picked[present] = values[positions[present]]
-    return picked
-
-
-def _column_values(frame: pd.DataFrame, name: str) -> np.ndarray:
-    column = frame[name]
-    if column.dtype.kind in "fiu" or str(column.dtype) in ("Int64", "Float64"):
-        return column.to_numpy(dtype="float64", na_value=np.nan)
-    return column.to_numpy(dtype=object)
-
-
-def outer_join(exchange: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
-    """The union of both sides' keys, one row per key (keys are unique on each side), with
-    the other columns suffixed `_ex`/`_reg` and `_merge` saying where each row came from.
-
-    What `DataFrame.merge(how="outer", indicator=True)` gives, without its fixed cost, which
-    dominates a cycle of a few positions."""
-    ex_keys = pd.Index(key_texts(exchange), dtype=object)
-    reg_keys = pd.Index(key_texts(registry), dtype=object)
-    keys = ex_keys.union(reg_keys, sort=False)
-    on_ex = ex_keys.get_indexer(keys)
-    on_reg = reg_keys.get_indexer(keys)
-    columns: dict[str, Any] = {}
-    for name in KEY:
-        from_ex = _taken(exchange[name].to_numpy(dtype=object), on_ex)
-        from_reg = _taken(registry[name].to_numpy(dtype=object), on_reg)
-        columns[name] = np.where(on_ex >= 0, from_ex, from_reg)
-    shared = (set(exchange.columns) & set(registry.columns)) - set(KEY)
-    for side, frame, positions in (("_ex", exchange, on_ex), ("_reg", registry, on_reg)):
-        for name in frame.columns:
-            if name in KEY:
-                continue
-            label = f"{name}{side}" if name in shared else name
-            columns[label] = _taken(_column_values(frame, name), positions)
-    where = np.where(on_ex >= 0, np.where(on_reg >= 0, "both", "left_only"), "right_only")
-    columns["_merge"] = where.astype(object)
-    columns["key"] = np.asarray(keys, dtype=object)
-    return pd.DataFrame(columns)
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if np.isnan(number) else number
-
-
-def _text(value: Any) -> str | None:
-    number = _num(value)
-    if number is None:
-        return None
-    return format(number, ".12g")
-
-
-def _int(value: Any) -> int | None:
-    number = _num(value)
-    return None if number is None else int(number)
-
-
-def _pos_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) -> CycleResult:
@@ -231,7 +131,7 @@ def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) 
     return _Cycle(cycle, memory, settings, exchange).run()
 
 
-class _Cycle:
+class _Cycle(Lives):
     """One cycle's diff and per-key decisions."""
 
     def __init__(
@@ -243,21 +143,25 @@ class _Cycle:
     ) -> None:
         self.cycle = cycle
         self.settings = settings
-        self.state = memory.copy()
-        self.grace_ms = int(settings.grace_seconds * 1000)
-        self.evidence = Evidence(
-            cycle.history,
-            cycle.fills,
-            since_ms=cycle.at_ms - int(settings.lookback_seconds * 1000),
-            until_ms=cycle.at_ms,
-            history_covers_from_ms=cycle.history_covers_from_ms,
-            fills_covers_from_ms=cycle.fills_covers_from_ms,
-        )
         registry_at = cycle.registry_at_ms if cycle.registry_at_ms is not None else cycle.at_ms
-        # Registry times mapped onto OKX's clock with the offset measured at snapshot start.
-        self.registry_offset_ms = cycle.at_ms - registry_at
         self.registry_at_ms = registry_at
-        self.merged = outer_join(exchange, cycle.registry[REGISTRY_COLUMNS])
+        super().__init__(
+            at_ms=cycle.at_ms,
+            grace_ms=int(settings.grace_seconds * 1000),
+            # Registry times mapped onto OKX's clock with the offset measured at snapshot start.
+            registry_offset_ms=cycle.at_ms - registry_at,
+            evidence=Evidence(
+                cycle.history,
+                cycle.fills,
+                since_ms=cycle.at_ms - int(settings.lookback_seconds * 1000),
+                until_ms=cycle.at_ms,
+                history_covers_from_ms=cycle.history_covers_from_ms,
+                fills_covers_from_ms=cycle.fills_covers_from_ms,
+            ),
+            state=memory.copy(),
+            merged=outer_join(exchange, cycle.registry[REGISTRY_COLUMNS]),
+            lot_sizes=dict(cycle.lot_sizes),
+        )
         self.events: list[DriftEvent] = []
         self.heals: list[HealAction] = []
 
@@ -336,14 +240,14 @@ class _Cycle:
         visit = set(keys[discrepant | behind]) | set(self.state.pending)
         rows = {k: i for i, k in enumerate(keys) if k in visit}
         guarded_keys: list[Key] = []
-        for text in sorted(visit):
-            index = rows.get(text)
+        for key_name in sorted(visit):
+            index = rows.get(key_name)
             if index is not None and guarded[index]:
-                guarded_keys.append(key_of(text))
+                guarded_keys.append(key_of(key_name))
                 continue  # the bot is acting on this key: judge it next cycle
             if index is not None and behind[index]:
                 continue  # the answer is older than what the bot recorded: no conclusion
-            self._judge(text, index, str(kinds[index]) if index is not None else "")
+            self._judge(key_name, index, str(kinds[index]) if index is not None else "")
         self._remember_seen(ex_open, discrepant | guarded | behind, reg_open)
         last = self.state.last_snapshot_ms
         self.state.last_snapshot_ms = max(self.cycle.at_ms, last or self.cycle.at_ms)
@@ -384,7 +288,7 @@ class _Cycle:
         previous = self.state.seen
         seen: dict[str, Seen] = {}
         at = self.cycle.at_ms
-        for text, is_open, pos_id, c_time, version, is_unsettled in zip(
+        for key_name, is_open, raw_pos_id, c_time, version, is_unsettled in zip(
             merged["key"].tolist(),
             ex_open.tolist(),
             merged["posId_ex"].tolist(),
@@ -395,30 +299,27 @@ class _Cycle:
         ):
             if not is_open:
                 continue
-            life_c_time = _int(c_time)
+            life_c_time = whole(c_time)
             if life_c_time is None:
                 continue
-            life_pos_id = _pos_id(pos_id)
-            old = previous.get(text)
+            life_pos_id = pos_id(raw_pos_id)
+            old = previous.get(key_name)
             bound = None
-            if not is_unsettled and _int(version) is not None:
-                bound = _int(version)
+            if not is_unsettled and whole(version) is not None:
+                bound = whole(version)
             elif old is not None and same_life(old.life, (life_pos_id, life_c_time)):
                 bound = old.bound_version
-            seen[text] = Seen(life_pos_id, life_c_time, at, bound)
+            seen[key_name] = Seen(life_pos_id, life_c_time, at, bound)
         # A key gone from the exchange stays remembered while its registry row is open or a
         # discrepancy is pending: that is what removal evidence is matched against.
         keep = set(self.state.pending)
         keep.update(merged["key"][reg_open].tolist())
-        for text in keep:
-            if text not in seen and text in previous:
-                seen[text] = previous[text]
+        for key_name in keep:
+            if key_name not in seen and key_name in previous:
+                seen[key_name] = previous[key_name]
         self.state.seen = seen
 
     # -- one key --------------------------------------------------------------------------------
-
-    def row(self, index: int) -> dict[str, Any]:
-        return dict(self.merged.iloc[index])
 
     def _judge(self, text: str, index: int | None, kind: str) -> None:
         key = key_of(text)
@@ -428,7 +329,7 @@ class _Cycle:
         rewritten = (
             pending is not None
             and row is not None
-            and _int(row.get("version")) != pending.registry_version
+            and whole(row.get("version")) != pending.registry_version
         )
         if pending is not None and (pending.kind != kind or rewritten):
             # Another kind of discrepancy, or a new write by the bot (a new belief, even if
@@ -449,26 +350,11 @@ class _Cycle:
         else:
             self._observe(key, pending, finding, row)
 
-    def _lost_from_answer(self, key: Key, row: dict[str, Any] | None) -> bool:
-        """Is the exchange's side of this key missing from this answer although the life
-        last seen there has no recorded end (OKX records every close)?"""
-        if row is not None and row["_merge"] != "right_only":
-            return False
-        seen = self.state.seen.get(key_text(key))
-        if seen is None or seen.c_time < self.evidence.since_ms:
-            return False
-        closed = ev.newest_record_of(self.evidence.history_of(key), seen.life)
-        if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
-            return False
-        fills = self.evidence.fills_of(key)
-        later = fills[fills["stamp"] > seen.seen_ms] if not fills.empty else fills
-        return ev.closing_fills(later).empty
-
     def _open(
-        self, text: str, key: Key, kind: str, finding: _Finding, row: dict[str, Any]
+        self, text: str, key: Key, kind: str, finding: Finding, row: dict[str, Any]
     ) -> Pending:
         at = self.cycle.at_ms
-        version = _int(row.get("version"))
+        version = whole(row.get("version"))
         pending = Pending(
             id=digest(self.cycle.account, text, kind, at, version),
             kind=kind,
@@ -487,7 +373,7 @@ class _Cycle:
             self._emit(key, pending, "suspected", finding.cause, finding.evidence)
         return pending
 
-    def _observe(self, key: Key, pending: Pending, finding: _Finding, row: dict[str, Any]) -> None:
+    def _observe(self, key: Key, pending: Pending, finding: Finding, row: dict[str, Any]) -> None:
         at = self.cycle.at_ms
         distinct = at - pending.last_ms >= self.settings.confirm_interval_seconds * 1000
         if distinct:
@@ -509,7 +395,7 @@ class _Cycle:
         else:
             pending.cause = finding.cause  # newer evidence may name the cause better
 
-    def _confirm(self, key: Key, pending: Pending, finding: _Finding, row: dict[str, Any]) -> None:
+    def _confirm(self, key: Key, pending: Pending, finding: Finding, row: dict[str, Any]) -> None:
         cause = finding.cause
         if not finding.conclusive and pending.kind == "DRIFT_ADD" and cause == "unknown":
             cause = "external"  # seen twice on the exchange, never recorded by the bot
@@ -533,7 +419,7 @@ class _Cycle:
         self._emit(key, pending, "resolved", cause, evidence)
 
     def _resolution_cause(self, key: Key, pending: Pending, row: dict[str, Any] | None) -> str:
-        version = None if row is None else _int(row.get("version"))
+        version = None if row is None else whole(row.get("version"))
         if version != pending.registry_version:
             return "registry_lag"  # the bot wrote the key since: it caught up
         if row is None or row["_merge"] == "right_only":
@@ -564,312 +450,6 @@ class _Cycle:
 
     # -- what a discrepancy is about ------------------------------------------------------------
 
-    def _exchange_life(self, row: dict[str, Any]) -> Life | None:
-        c_time = _int(row.get("cTime_ex"))
-        return None if c_time is None else (_pos_id(row.get("posId_ex")), c_time)
-
-    def _written_ms(self, row: dict[str, Any]) -> int | None:
-        """When the registry row was last written, on OKX's clock."""
-        recorded = _int(row.get("recorded_at_ms"))
-        if recorded is None:
-            recorded = _int(row.get("updated_at_ms"))
-        return None if recorded is None else recorded + self.registry_offset_ms
-
-    def _registry_life(
-        self, key: Key, row: dict[str, Any], history: pd.DataFrame
-    ) -> tuple[Life | None, str]:
-        """The life the registry row describes, and how that is known."""
-        c_time = _int(row.get("cTime_reg"))
-        if c_time is not None:
-            return (_pos_id(row.get("posId_reg")), c_time), "recorded"
-        seen = self.state.seen.get(key_text(key))
-        version = _int(row.get("version"))
-        if seen is not None and version is not None and seen.bound_version == version:
-            return seen.life, "agreed"
-        written = self._written_ms(row)
-        if written is None:
-            return None, "unknown"
-        # The newest life known to exist when the row was written: a bot records what it
-        # did after doing it. Lives created within the tolerance of the write are ambiguous.
-        candidates: list[Life] = [life for life, _ in ev.lives(history)]
-        if seen is not None:
-            candidates.append(seen.life)
-        if row["_merge"] == "both":
-            current = self._exchange_life(row)
-            if current is not None:
-                candidates.append(current)
-        # A life fully closed before the write (longer ago than a bot takes to record what
-        # it did) was not what the bot was recording.
-        dead = [
-            life
-            for life, newest in ev.lives(history)
-            if newest.get("type") in ev.FULL_CLOSE_TYPES
-            and int(newest["uTime"]) < written - self.grace_ms
-        ]
-        candidates = [c for c in candidates if not any(same_life(c, d) for d in dead)]
-        before = sorted(
-            {c for c in candidates if c[1] <= written + IDENTITY_TOLERANCE_MS},
-            key=lambda life: life[1],
-        )
-        if not before:
-            return None, "unknown"
-        newest = before[-1]
-        if newest[1] > written - IDENTITY_TOLERANCE_MS and len(before) > 1:
-            return None, "unknown"  # a life opened around the write: which one is unclear
-        return newest, "written"
-
-    def _find(self, key: Key, kind: str, row: dict[str, Any]) -> _Finding:
-        history = self.evidence.history_of(key)
-        described, how = self._registry_life(key, row, history)
-        current = self._exchange_life(row) if row["_merge"] != "right_only" else None
-        finding = _Finding(
-            cause="unknown",
-            conclusive=False,
-            evidence=self._snapshot_evidence(row),
-            registry_life=described,
-            exchange_life=current,
-        )
-        if described is not None:
-            finding.evidence["life"] = {
-                "registry": {"posId": described[0], "cTime": described[1], "known_by": how}
-            }
-        if kind == "DRIFT_ADD":
-            return self._added(key, row, finding, history)
-        if kind == "DRIFT_REMOVE" and current is None:
-            return self._removed(key, row, finding, history, how)
-        if kind == "DRIFT_LEVER":
-            finding.cause = "leverage_changed"
-            return finding
-        if (
-            described is not None
-            and current is not None
-            and not same_life(described, current)
-            and current[1] > described[1]
-        ):
-            # A newer life on the key: the one the registry describes was closed.
-            finding.cause = "reopened"
-            finding.conclusive = current[1] <= self.cycle.at_ms - self.grace_ms
-            finding.evidence["history"] = ev.newest_record_of(history, described)
-            return finding
-        if kind == "DRIFT_SIZE":
-            return self._resized(key, row, finding, history)
-        return finding  # DRIFT_SIDE on one life: nothing explains it
-
-    def _removed(
-        self,
-        key: Key,
-        row: dict[str, Any],
-        finding: _Finding,
-        history: pd.DataFrame,
-        how: str,
-    ) -> _Finding:
-        described = finding.registry_life
-        fills = self.evidence.fills_of(key)
-        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
-        finding.evidence["history"] = None
-        written = self._written_ms(row)
-        since: int | None = None
-        if described is not None:
-            closed = ev.newest_record_of(history, described)
-            finding.evidence["history"] = closed
-            if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
-                closed_ms = int(closed["uTime"])
-                finding.cause = ev.HISTORY_CAUSE[int(closed["type"])]
-                finding.conclusive = self._settled(closed_ms) and self._explains(
-                    how, row, closed_ms, fills
-                )
-                return finding
-            since = described[1]
-        if written is not None:
-            # The row holds what the bot did before writing it: only later fills are news.
-            since = max(since or written, written + 1)
-        # No close record of the life: closing fills since the row was written may still
-        # tell.
-        if since is not None and not fills.empty:
-            closing = ev.closing_fills(fills[fills["stamp"] >= since])
-            cause, _ = ev.fill_cause(closing)
-            # Only fills that closed at least what the registry holds say it is gone (a
-            # partial close is not a close).
-            closed_size = float(closing["fillSz"].sum()) if not closing.empty else 0.0
-            lot = float(self.cycle.lot_sizes.get(key[0], 0.0))
-            enough = closed_size + lot / 2 + SIZE_EPSILON >= abs(float(row["pos_reg"]))
-            if cause is not None and enough and not self._modes_share_fills(key):
-                newest_close = int(closing["stamp"].max())
-                finding.cause = cause
-                finding.conclusive = self._settled(newest_close) and self._explains(
-                    how, row, newest_close, fills
-                )
-                return finding
-        self._note_partial(finding, since if since is not None else written)
-        if described is not None and described[1] >= self.evidence.since_ms:
-            # A life known to have begun within the lookback whose end the evidence does not
-            # show (complete: OKX records every close; cut short: it may be unread): its
-            # absence from this answer is the answer's fault, or not yet explained. Either
-            # way observations alone do not make it gone (a position missing from two
-            # answers in a row is not closed); evidence will, or the escalation.
-            finding.hold = True
-            finding.evidence["no_end_recorded"] = {"life_began": described[1]}
-        elif described is None and written is not None:
-            opened = self._opened_since_last_close(key, history, fills, written)
-            if opened is not None:
-                # Which life the row means is unclear, but the key's newest trade opened a
-                # position that nothing has closed since: the same reasoning holds.
-                finding.hold = True
-                finding.evidence["no_end_recorded"] = {"opened": opened}
-        return finding
-
-    def _opened_since_last_close(
-        self, key: Key, history: pd.DataFrame, fills: pd.DataFrame, written: int
-    ) -> int | None:
-        """When the key's newest fill (before the row was written) opened a position that no
-        full close in the history and no fill has closed since: that time; else None."""
-        if fills.empty or self._modes_share_fills(key):
-            return None
-        before = fills[fills["stamp"] <= written + IDENTITY_TOLERANCE_MS]
-        if before.empty:
-            return None
-        ordered = before.sort_values("stamp")
-        opened = int(ordered["stamp"].iloc[-1])
-        sub_type = ordered["subType"].iloc[-1]
-        if pd.isna(sub_type) or int(sub_type) not in ev.OPEN_FILLS:
-            return None
-        if not self.evidence.fills_complete_since(opened):
-            return None
-        if not ev.closing_fills(fills[fills["stamp"] >= opened]).empty:
-            return None
-        closes = (
-            history[history["type"].isin(list(ev.FULL_CLOSE_TYPES))]
-            if not history.empty
-            else history
-        )
-        if not closes.empty and int(closes["uTime"].max()) >= opened:
-            return None
-        return opened
-
-    def _explains(self, how: str, row: dict[str, Any], closed_ms: int, fills: pd.DataFrame) -> bool:
-        """Does a close at `closed_ms` explain the registry's open row?
-
-        A life the bot recorded or the engine saw agreeing is certain. A life inferred from
-        the write time is the registry's only if it closed after the write, or so shortly
-        before it that the bot was still recording (the grace window), and nothing was
-        opened on the key since (a newer life could be hiding from this answer).
-        """
-        if how in ("recorded", "agreed"):
-            return True
-        written = self._written_ms(row)
-        if written is None or closed_ms < written - self.grace_ms:
-            return False
-        if not self.evidence.fills_complete_since(closed_ms):
-            return False
-        opened = ev.opening_fills(fills)
-        return bool(opened.empty or (opened["stamp"] < closed_ms).all())
-
-    def _added(
-        self, key: Key, row: dict[str, Any], finding: _Finding, history: pd.DataFrame
-    ) -> _Finding:
-        fills = self.evidence.fills_of(key)
-        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
-        current = finding.exchange_life
-        if row["_merge"] != "both" or current is None:
-            return finding  # no row at all: nothing says whose position this is
-        # A closed row: the bot recorded a close. A life that began after that write (or
-        # after the life the row names) is a new life on a known row.
-        closed = _int(row.get("cTime_reg"))
-        written = self._written_ms(row)
-        if (closed is not None and current[1] > closed) or (
-            closed is None and written is not None and current[1] > written + IDENTITY_TOLERANCE_MS
-        ):
-            finding.cause = "reopened"
-        return finding
-
-    def _resized(
-        self, key: Key, row: dict[str, Any], finding: _Finding, history: pd.DataFrame
-    ) -> _Finding:
-        current = finding.exchange_life
-        fills = self.evidence.fills_of(key)
-        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
-        written = self._written_ms(row)
-        if current is not None:
-            changed = ev.newest_record_of(history, current)
-            finding.evidence["history"] = changed
-            if changed is not None and changed.get("type") in ev.PARTIAL_CLOSE_TYPES:
-                moment = int(changed["uTime"])
-                if written is None or moment > written - IDENTITY_TOLERANCE_MS:
-                    # Part of this life was closed after (or as) the bot last wrote; only
-                    # clearly after the write is it certain the bot did not record it.
-                    finding.cause = ev.HISTORY_CAUSE[int(changed["type"])]
-                    finding.conclusive = self._settled(moment) and (
-                        written is not None and moment > written + IDENTITY_TOLERANCE_MS
-                    )
-                    return finding
-        later = (
-            fills[fills["stamp"] > written] if written is not None and not fills.empty else fills
-        )
-        reduced = ev.closing_fills(later)
-        if not reduced.empty and not self._modes_share_fills(key):
-            cause, _ = ev.fill_cause(reduced)
-            finding.cause = {"closed": "size_changed"}.get(cause or "", cause or "size_changed")
-            return finding
-        smaller = abs(float(row["pos_ex"])) < abs(float(row["pos_reg"]))
-        opening = ev.opening_fills(fills)
-        if (
-            smaller
-            and current is not None
-            and reduced.empty
-            and not opening.empty
-            and bool((opening["stamp"] >= current[1]).any())
-        ):
-            # Nothing reduced this life since the bot wrote: its order is still filling.
-            finding.cause = "partial_fill"
-            return finding
-        finding.cause = "size_changed"
-        return finding
-
-    def _settled(self, moment_ms: int) -> bool:
-        """Evidence older than the grace window: the bot had time to record it."""
-        return moment_ms <= self.cycle.at_ms - self.grace_ms
-
-    def _modes_share_fills(self, key: Key) -> bool:
-        """Fills carry no margin mode: with another mode's position on the same instrument
-        and side, a fill cannot be told to be this one's."""
-        inst_id, pos_side, mgn_mode = key
-        merged = self.merged
-        same = (merged["instId"] == inst_id) & (merged["posSide"] == pos_side)
-        if bool((same & (merged["mgnMode"] != mgn_mode)).any()):
-            return True  # the other mode is open, or was recorded, on this instrument
-        for other in ("cross", "isolated"):
-            if other != mgn_mode and not self.evidence.history_of((inst_id, pos_side, other)).empty:
-                return True  # ... or traded within the lookback
-        return False
-
-    def _note_partial(self, finding: _Finding, since_ms: int | None) -> None:
-        moment = since_ms if since_ms is not None else self.evidence.since_ms
-        if not self.evidence.history_complete_since(moment):
-            finding.evidence["partial"] = {
-                "history_from": self.evidence.history_covers_from_ms,
-                "needed_from": moment,
-            }
-
-    def _snapshot_evidence(self, row: dict[str, Any]) -> dict[str, Any]:
-        exchange = None
-        if row["_merge"] != "right_only":
-            exchange = {
-                "pos": _text(row["pos_ex"]),
-                "lever": _text(row["lever_ex"]),
-                "posId": _pos_id(row["posId_ex"]),
-                "cTime": _int(row["cTime_ex"]),
-            }
-        registry = None
-        if row["_merge"] != "left_only":
-            registry = {
-                "pos": _text(row["pos_reg"]),
-                "lever": _text(row["lever_reg"]),
-                "version": _int(row["version"]),
-                "updatedAt": _int(row["updated_at_ms"]),
-                "recordedAt": _int(row.get("recorded_at_ms")),
-            }
-        return {"exchange": exchange, "registry": registry}
-
     # -- events and heals -----------------------------------------------------------------------
 
     def _emit(
@@ -898,7 +478,7 @@ class _Cycle:
     def _heal(
         self, key: Key, pending: Pending, row: dict[str, Any], confirmed: DriftEvent
     ) -> HealAction:
-        version = _int(row.get("version")) if row["_merge"] != "left_only" else None
+        version = whole(row.get("version")) if row["_merge"] != "left_only" else None
         account = self.cycle.account
         if row["_merge"] == "right_only":
             # Close the registry's row, keeping the life it closed so that a later reopen
@@ -919,23 +499,13 @@ class _Cycle:
             account,
             key,
             version,
-            _text(row["pos_ex"]) or "0",
-            _text(row["avgPx_ex"]),
-            _text(row["lever_ex"]),
-            _pos_id(row["posId_ex"]),
-            _int(row["cTime_ex"]),
+            text(row["pos_ex"]) or "0",
+            text(row["avgPx_ex"]),
+            text(row["lever_ex"]),
+            pos_id(row["posId_ex"]),
+            whole(row["cTime_ex"]),
             confirmed,
         )
-
-
-@dataclass
-class _Finding:
-    cause: str
-    conclusive: bool  # evidence enough to confirm at first sight
-    evidence: dict[str, Any]
-    hold: bool = False  # evidence says it is not what it seems: observations do not confirm
-    registry_life: Life | None = None
-    exchange_life: Life | None = None
 
 
 def healed_event(heal: HealAction) -> DriftEvent:

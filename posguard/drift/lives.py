@@ -1,0 +1,382 @@
+"""Which life of a position the registry describes, and what the evidence says about it.
+
+A registry row is about one life (posId, cTime): the one it records, the one it was seen
+agreeing with, or the newest one alive when it was written. Evidence explains a discrepancy
+only when it is about that life (a close of an earlier life of the key says nothing), and
+only when it is older than the grace window (the bot may still be recording it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from posguard.drift import evidence as ev
+from posguard.drift.evidence import Evidence, same_life
+from posguard.drift.join import pos_id, text, whole
+from posguard.drift.model import EngineMemory, Key, Life, key_text
+
+SIZE_EPSILON = 1e-9
+# A registry write names the life alive when it was written; lives created this close to
+# the write are too close to tell apart, so such inference is not used as evidence.
+IDENTITY_TOLERANCE_MS = 1000
+
+
+@dataclass
+class Finding:
+    cause: str
+    conclusive: bool  # evidence enough to confirm at first sight
+    evidence: dict[str, Any]
+    hold: bool = False  # evidence says it is not what it seems: observations do not confirm
+    registry_life: Life | None = None
+    exchange_life: Life | None = None
+
+
+class Lives:
+    """What one cycle can say about each key's lives: the registry's, the exchange's, and the
+    evidence of how they ended."""
+
+    def __init__(
+        self,
+        *,
+        at_ms: int,
+        grace_ms: int,
+        registry_offset_ms: int,
+        evidence: Evidence,
+        state: EngineMemory,
+        merged: pd.DataFrame,
+        lot_sizes: dict[str, float],
+    ) -> None:
+        self.at_ms = at_ms
+        self.grace_ms = grace_ms
+        self.registry_offset_ms = registry_offset_ms
+        self.evidence = evidence
+        self.state = state
+        self.merged = merged
+        self.lot_sizes = lot_sizes
+
+    def row(self, index: int) -> dict[str, Any]:
+        return dict(self.merged.iloc[index])
+
+    def _lost_from_answer(self, key: Key, row: dict[str, Any] | None) -> bool:
+        """Is the exchange's side of this key missing from this answer although the life
+        last seen there has no recorded end (OKX records every close)?"""
+        if row is not None and row["_merge"] != "right_only":
+            return False
+        seen = self.state.seen.get(key_text(key))
+        if seen is None or seen.c_time < self.evidence.since_ms:
+            return False
+        closed = ev.newest_record_of(self.evidence.history_of(key), seen.life)
+        if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
+            return False
+        fills = self.evidence.fills_of(key)
+        later = fills[fills["stamp"] > seen.seen_ms] if not fills.empty else fills
+        return ev.closing_fills(later).empty
+
+    def _exchange_life(self, row: dict[str, Any]) -> Life | None:
+        c_time = whole(row.get("cTime_ex"))
+        return None if c_time is None else (pos_id(row.get("posId_ex")), c_time)
+
+    def _written_ms(self, row: dict[str, Any]) -> int | None:
+        """When the registry row was last written, on OKX's clock."""
+        recorded = whole(row.get("recorded_at_ms"))
+        if recorded is None:
+            recorded = whole(row.get("updated_at_ms"))
+        return None if recorded is None else recorded + self.registry_offset_ms
+
+    def _registry_life(
+        self, key: Key, row: dict[str, Any], history: pd.DataFrame
+    ) -> tuple[Life | None, str]:
+        """The life the registry row describes, and how that is known."""
+        c_time = whole(row.get("cTime_reg"))
+        if c_time is not None:
+            return (pos_id(row.get("posId_reg")), c_time), "recorded"
+        seen = self.state.seen.get(key_text(key))
+        version = whole(row.get("version"))
+        if seen is not None and version is not None and seen.bound_version == version:
+            return seen.life, "agreed"
+        written = self._written_ms(row)
+        if written is None:
+            return None, "unknown"
+        # The newest life known to exist when the row was written: a bot records what it
+        # did after doing it. Lives created within the tolerance of the write are ambiguous.
+        candidates: list[Life] = [life for life, _ in ev.lives(history)]
+        if seen is not None:
+            candidates.append(seen.life)
+        if row["_merge"] == "both":
+            current = self._exchange_life(row)
+            if current is not None:
+                candidates.append(current)
+        # A life fully closed before the write (longer ago than a bot takes to record what
+        # it did) was not what the bot was recording.
+        dead = [
+            life
+            for life, newest in ev.lives(history)
+            if newest.get("type") in ev.FULL_CLOSE_TYPES
+            and int(newest["uTime"]) < written - self.grace_ms
+        ]
+        candidates = [c for c in candidates if not any(same_life(c, d) for d in dead)]
+        before = sorted(
+            {c for c in candidates if c[1] <= written + IDENTITY_TOLERANCE_MS},
+            key=lambda life: life[1],
+        )
+        if not before:
+            return None, "unknown"
+        newest = before[-1]
+        if newest[1] > written - IDENTITY_TOLERANCE_MS and len(before) > 1:
+            return None, "unknown"  # a life opened around the write: which one is unclear
+        return newest, "written"
+
+    def _find(self, key: Key, kind: str, row: dict[str, Any]) -> Finding:
+        history = self.evidence.history_of(key)
+        described, how = self._registry_life(key, row, history)
+        current = self._exchange_life(row) if row["_merge"] != "right_only" else None
+        finding = Finding(
+            cause="unknown",
+            conclusive=False,
+            evidence=self._snapshot_evidence(row),
+            registry_life=described,
+            exchange_life=current,
+        )
+        if described is not None:
+            finding.evidence["life"] = {
+                "registry": {"posId": described[0], "cTime": described[1], "known_by": how}
+            }
+        if kind == "DRIFT_ADD":
+            return self._added(key, row, finding, history)
+        if kind == "DRIFT_REMOVE" and current is None:
+            return self._removed(key, row, finding, history, how)
+        if kind == "DRIFT_LEVER":
+            finding.cause = "leverage_changed"
+            return finding
+        if (
+            described is not None
+            and current is not None
+            and not same_life(described, current)
+            and current[1] > described[1]
+        ):
+            # A newer life on the key: the one the registry describes was closed.
+            finding.cause = "reopened"
+            finding.conclusive = current[1] <= self.at_ms - self.grace_ms
+            finding.evidence["history"] = ev.newest_record_of(history, described)
+            return finding
+        if kind == "DRIFT_SIZE":
+            return self._resized(key, row, finding, history)
+        return finding  # DRIFT_SIDE on one life: nothing explains it
+
+    def _removed(
+        self,
+        key: Key,
+        row: dict[str, Any],
+        finding: Finding,
+        history: pd.DataFrame,
+        how: str,
+    ) -> Finding:
+        described = finding.registry_life
+        fills = self.evidence.fills_of(key)
+        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
+        finding.evidence["history"] = None
+        written = self._written_ms(row)
+        since: int | None = None
+        if described is not None:
+            closed = ev.newest_record_of(history, described)
+            finding.evidence["history"] = closed
+            if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
+                closed_ms = int(closed["uTime"])
+                finding.cause = ev.HISTORY_CAUSE[int(closed["type"])]
+                finding.conclusive = self._settled(closed_ms) and self._explains(
+                    how, row, closed_ms, fills
+                )
+                return finding
+            since = described[1]
+        if written is not None:
+            # The row holds what the bot did before writing it: only later fills are news.
+            since = max(since or written, written + 1)
+        # No close record of the life: closing fills since the row was written may still
+        # tell.
+        if since is not None and not fills.empty:
+            closing = ev.closing_fills(fills[fills["stamp"] >= since])
+            cause, _ = ev.fill_cause(closing)
+            # Only fills that closed at least what the registry holds say it is gone (a
+            # partial close is not a close).
+            closed_size = float(closing["fillSz"].sum()) if not closing.empty else 0.0
+            lot = float(self.lot_sizes.get(key[0], 0.0))
+            enough = closed_size + lot / 2 + SIZE_EPSILON >= abs(float(row["pos_reg"]))
+            if cause is not None and enough and not self._modes_share_fills(key):
+                newest_close = int(closing["stamp"].max())
+                finding.cause = cause
+                finding.conclusive = self._settled(newest_close) and self._explains(
+                    how, row, newest_close, fills
+                )
+                return finding
+        self._note_partial(finding, since if since is not None else written)
+        if described is not None and described[1] >= self.evidence.since_ms:
+            # A life known to have begun within the lookback whose end the evidence does not
+            # show (complete: OKX records every close; cut short: it may be unread): its
+            # absence from this answer is the answer's fault, or not yet explained. Either
+            # way observations alone do not make it gone (a position missing from two
+            # answers in a row is not closed); evidence will, or the escalation.
+            finding.hold = True
+            finding.evidence["no_end_recorded"] = {"life_began": described[1]}
+        elif described is None and written is not None:
+            opened = self._opened_since_last_close(key, history, fills, written)
+            if opened is not None:
+                # Which life the row means is unclear, but the key's newest trade opened a
+                # position that nothing has closed since: the same reasoning holds.
+                finding.hold = True
+                finding.evidence["no_end_recorded"] = {"opened": opened}
+        return finding
+
+    def _opened_since_last_close(
+        self, key: Key, history: pd.DataFrame, fills: pd.DataFrame, written: int
+    ) -> int | None:
+        """When the key's newest fill (before the row was written) opened a position that no
+        full close in the history and no fill has closed since: that time; else None."""
+        if fills.empty or self._modes_share_fills(key):
+            return None
+        before = fills[fills["stamp"] <= written + IDENTITY_TOLERANCE_MS]
+        if before.empty:
+            return None
+        ordered = before.sort_values("stamp")
+        opened = int(ordered["stamp"].iloc[-1])
+        sub_type = ordered["subType"].iloc[-1]
+        if pd.isna(sub_type) or int(sub_type) not in ev.OPEN_FILLS:
+            return None
+        if not self.evidence.fills_complete_since(opened):
+            return None
+        if not ev.closing_fills(fills[fills["stamp"] >= opened]).empty:
+            return None
+        closes = (
+            history[history["type"].isin(list(ev.FULL_CLOSE_TYPES))]
+            if not history.empty
+            else history
+        )
+        if not closes.empty and int(closes["uTime"].max()) >= opened:
+            return None
+        return opened
+
+    def _explains(self, how: str, row: dict[str, Any], closed_ms: int, fills: pd.DataFrame) -> bool:
+        """Does a close at `closed_ms` explain the registry's open row?
+
+        A life the bot recorded or the engine saw agreeing is certain. A life inferred from
+        the write time is the registry's only if it closed after the write, or so shortly
+        before it that the bot was still recording (the grace window), and nothing was
+        opened on the key since (a newer life could be hiding from this answer).
+        """
+        if how in ("recorded", "agreed"):
+            return True
+        written = self._written_ms(row)
+        if written is None or closed_ms < written - self.grace_ms:
+            return False
+        if not self.evidence.fills_complete_since(closed_ms):
+            return False
+        opened = ev.opening_fills(fills)
+        return bool(opened.empty or (opened["stamp"] < closed_ms).all())
+
+    def _added(
+        self, key: Key, row: dict[str, Any], finding: Finding, history: pd.DataFrame
+    ) -> Finding:
+        fills = self.evidence.fills_of(key)
+        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
+        current = finding.exchange_life
+        if row["_merge"] != "both" or current is None:
+            return finding  # no row at all: nothing says whose position this is
+        # A closed row: the bot recorded a close. A life that began after that write (or
+        # after the life the row names) is a new life on a known row.
+        closed = whole(row.get("cTime_reg"))
+        written = self._written_ms(row)
+        if (closed is not None and current[1] > closed) or (
+            closed is None and written is not None and current[1] > written + IDENTITY_TOLERANCE_MS
+        ):
+            finding.cause = "reopened"
+        return finding
+
+    def _resized(
+        self, key: Key, row: dict[str, Any], finding: Finding, history: pd.DataFrame
+    ) -> Finding:
+        current = finding.exchange_life
+        fills = self.evidence.fills_of(key)
+        finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
+        written = self._written_ms(row)
+        if current is not None:
+            changed = ev.newest_record_of(history, current)
+            finding.evidence["history"] = changed
+            if changed is not None and changed.get("type") in ev.PARTIAL_CLOSE_TYPES:
+                moment = int(changed["uTime"])
+                if written is None or moment > written - IDENTITY_TOLERANCE_MS:
+                    # Part of this life was closed after (or as) the bot last wrote; only
+                    # clearly after the write is it certain the bot did not record it.
+                    finding.cause = ev.HISTORY_CAUSE[int(changed["type"])]
+                    finding.conclusive = self._settled(moment) and (
+                        written is not None and moment > written + IDENTITY_TOLERANCE_MS
+                    )
+                    return finding
+        later = (
+            fills[fills["stamp"] > written] if written is not None and not fills.empty else fills
+        )
+        reduced = ev.closing_fills(later)
+        if not reduced.empty and not self._modes_share_fills(key):
+            cause, _ = ev.fill_cause(reduced)
+            finding.cause = {"closed": "size_changed"}.get(cause or "", cause or "size_changed")
+            return finding
+        smaller = abs(float(row["pos_ex"])) < abs(float(row["pos_reg"]))
+        opening = ev.opening_fills(fills)
+        if (
+            smaller
+            and current is not None
+            and reduced.empty
+            and not opening.empty
+            and bool((opening["stamp"] >= current[1]).any())
+        ):
+            # Nothing reduced this life since the bot wrote: its order is still filling.
+            finding.cause = "partial_fill"
+            return finding
+        finding.cause = "size_changed"
+        return finding
+
+    def _settled(self, moment_ms: int) -> bool:
+        """Evidence older than the grace window: the bot had time to record it."""
+        return moment_ms <= self.at_ms - self.grace_ms
+
+    def _modes_share_fills(self, key: Key) -> bool:
+        """Fills carry no margin mode: with another mode's position on the same instrument
+        and side, a fill cannot be told to be this one's."""
+        inst_id, pos_side, mgn_mode = key
+        merged = self.merged
+        same = (merged["instId"] == inst_id) & (merged["posSide"] == pos_side)
+        if bool((same & (merged["mgnMode"] != mgn_mode)).any()):
+            return True  # the other mode is open, or was recorded, on this instrument
+        for other in ("cross", "isolated"):
+            if other != mgn_mode and not self.evidence.history_of((inst_id, pos_side, other)).empty:
+                return True  # ... or traded within the lookback
+        return False
+
+    def _note_partial(self, finding: Finding, since_ms: int | None) -> None:
+        moment = since_ms if since_ms is not None else self.evidence.since_ms
+        if not self.evidence.history_complete_since(moment):
+            finding.evidence["partial"] = {
+                "history_from": self.evidence.history_covers_from_ms,
+                "needed_from": moment,
+            }
+
+    def _snapshot_evidence(self, row: dict[str, Any]) -> dict[str, Any]:
+        exchange = None
+        if row["_merge"] != "right_only":
+            exchange = {
+                "pos": text(row["pos_ex"]),
+                "lever": text(row["lever_ex"]),
+                "posId": pos_id(row["posId_ex"]),
+                "cTime": whole(row["cTime_ex"]),
+            }
+        registry = None
+        if row["_merge"] != "left_only":
+            registry = {
+                "pos": text(row["pos_reg"]),
+                "lever": text(row["lever_reg"]),
+                "version": whole(row["version"]),
+                "updatedAt": whole(row["updated_at_ms"]),
+                "recordedAt": whole(row.get("recorded_at_ms")),
+            }
+        return {"exchange": exchange, "registry": registry}
