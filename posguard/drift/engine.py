@@ -334,9 +334,7 @@ class _Cycle(Lives):
         if pending is not None and (pending.kind != kind or rewritten):
             # Another kind of discrepancy, or a new write by the bot (a new belief, even if
             # still wrong): the one being watched is over.
-            lost = (finding is not None and finding.hold) or (
-                finding is None and self._lost_from_answer(key, row)
-            )
+            lost = (finding is not None and finding.hold) or self._lost_from_answer(key, row)
             if lost and not rewritten:
                 # The answer lost a position that evidence says is open: this cycle says
                 # nothing about the discrepancy already being watched.

@@ -15,7 +15,7 @@ import pandas as pd
 
 from posguard.drift import evidence as ev
 from posguard.drift.evidence import Evidence, same_life
-from posguard.drift.join import pos_id, text, whole
+from posguard.drift.join import number, pos_id, text, whole
 from posguard.drift.model import EngineMemory, Key, Life, key_text
 
 SIZE_EPSILON = 1e-9
@@ -126,8 +126,30 @@ class Lives:
             return None, "unknown"
         newest = before[-1]
         if newest[1] > written - IDENTITY_TOLERANCE_MS and len(before) > 1:
-            return None, "unknown"  # a life opened around the write: which one is unclear
+            # A life opened around the write (a quick reopen): the row's size may tell which
+            # of the lives of that moment it records.
+            close = [c for c in before if c[1] > written - IDENTITY_TOLERANCE_MS - self.grace_ms]
+            sized = [c for c in close if self._size_matches(c, row, history)]
+            if len(sized) == 1:
+                return sized[0], "written"
+            return None, "unknown"
         return newest, "written"
+
+    def _size_matches(self, life: Life, row: dict[str, Any], history: pd.DataFrame) -> bool:
+        """Did this life ever hold the size the registry row records (at half a lot)?"""
+        size = number(row.get("pos_reg"))
+        if size is None:
+            return False
+        held: list[float] = []
+        if row["_merge"] == "both" and same_life(self._exchange_life(row), life):
+            current = number(row.get("pos_ex"))
+            if current is not None:
+                held.append(abs(current))
+        newest = ev.newest_record_of(history, life)
+        if newest is not None and newest.get("openMaxPos") is not None:
+            held.append(abs(float(newest["openMaxPos"])))
+        half_lot = float(self.lot_sizes.get(str(row.get("instId")), 0.0)) / 2 + SIZE_EPSILON
+        return any(abs(abs(size) - amount) < half_lot for amount in held)
 
     def _find(self, key: Key, kind: str, row: dict[str, Any]) -> Finding:
         history = self.evidence.history_of(key)
@@ -174,6 +196,38 @@ class Lives:
         history: pd.DataFrame,
         how: str,
     ) -> Finding:
+        finding = self._removed_by_evidence(key, row, finding, history, how)
+        described = finding.registry_life
+        if (
+            not finding.conclusive
+            and described is not None
+            and described[1] >= self.evidence.since_ms
+        ):
+            # A life known to have begun within the lookback whose end the evidence does not
+            # (yet) explain (OKX records every close; pages cut short may hide it; a newer
+            # life may have been opened since): its absence from this answer is the answer's
+            # fault, or not yet explained. Either way observations alone do not make it gone
+            # (a position missing from two answers in a row is not closed); evidence will, or
+            # the escalation.
+            finding.hold = True
+            finding.evidence.setdefault("no_end_recorded", {"life_began": described[1]})
+        if self._lost_from_answer(key, row):
+            # The life last seen here has no recorded end: the answer lost it. Whatever the
+            # evidence says of the life the registry describes, this is not the moment the
+            # exchange holds nothing on the key.
+            finding.conclusive = False
+            finding.hold = True
+            finding.evidence["lost_from_answer"] = True
+        return finding
+
+    def _removed_by_evidence(
+        self,
+        key: Key,
+        row: dict[str, Any],
+        finding: Finding,
+        history: pd.DataFrame,
+        how: str,
+    ) -> Finding:
         described = finding.registry_life
         fills = self.evidence.fills_of(key)
         finding.evidence["fills"] = [int(s) for s in fills["subType"].dropna().tolist()]
@@ -187,7 +241,7 @@ class Lives:
                 closed_ms = int(closed["uTime"])
                 finding.cause = ev.HISTORY_CAUSE[int(closed["type"])]
                 finding.conclusive = self._settled(closed_ms) and self._explains(
-                    how, row, closed_ms, fills
+                    how, row, closed_ms, fills, history
                 )
                 return finding
             since = described[1]
@@ -208,19 +262,11 @@ class Lives:
                 newest_close = int(closing["stamp"].max())
                 finding.cause = cause
                 finding.conclusive = self._settled(newest_close) and self._explains(
-                    how, row, newest_close, fills
+                    how, row, newest_close, fills, history
                 )
                 return finding
         self._note_partial(finding, since if since is not None else written)
-        if described is not None and described[1] >= self.evidence.since_ms:
-            # A life known to have begun within the lookback whose end the evidence does not
-            # show (complete: OKX records every close; cut short: it may be unread): its
-            # absence from this answer is the answer's fault, or not yet explained. Either
-            # way observations alone do not make it gone (a position missing from two
-            # answers in a row is not closed); evidence will, or the escalation.
-            finding.hold = True
-            finding.evidence["no_end_recorded"] = {"life_began": described[1]}
-        elif described is None and written is not None:
+        if described is None and written is not None:
             opened = self._opened_since_last_close(key, history, fills, written)
             if opened is not None:
                 # Which life the row means is unclear, but the key's newest trade opened a
@@ -257,23 +303,43 @@ class Lives:
             return None
         return opened
 
-    def _explains(self, how: str, row: dict[str, Any], closed_ms: int, fills: pd.DataFrame) -> bool:
-        """Does a close at `closed_ms` explain the registry's open row?
+    def _explains(
+        self,
+        how: str,
+        row: dict[str, Any],
+        closed_ms: int,
+        fills: pd.DataFrame,
+        history: pd.DataFrame,
+    ) -> bool:
+        """Does a close at `closed_ms` explain the registry's open row, now?
 
-        A life the bot recorded or the engine saw agreeing is certain. A life inferred from
-        the write time is the registry's only if it closed after the write, or so shortly
-        before it that the bot was still recording (the grace window), and nothing was
-        opened on the key since (a newer life could be hiding from this answer).
+        The life must be the registry's: one the bot recorded or the engine saw agreeing is;
+        one inferred from the write time is only if it closed after the write, or so shortly
+        before it that the bot was still recording (the grace window). And the key must be
+        flat since: a life opened after that close, and not closed again, is on the exchange
+        even if this answer lost it.
         """
-        if how in ("recorded", "agreed"):
-            return True
-        written = self._written_ms(row)
-        if written is None or closed_ms < written - self.grace_ms:
-            return False
+        if how not in ("recorded", "agreed"):
+            written = self._written_ms(row)
+            if written is None or closed_ms < written - self.grace_ms:
+                return False
         if not self.evidence.fills_complete_since(closed_ms):
             return False
-        opened = ev.opening_fills(fills)
-        return bool(opened.empty or (opened["stamp"] < closed_ms).all())
+        return self._flat_since(closed_ms, fills, history)
+
+    @staticmethod
+    def _flat_since(moment_ms: int, fills: pd.DataFrame, history: pd.DataFrame) -> bool:
+        """No position opened on the key since `moment_ms`, or the newest one was closed."""
+        opened = ev.opening_fills(fills[fills["stamp"] >= moment_ms]) if not fills.empty else fills
+        if opened.empty:
+            return True
+        newest_open = int(opened["stamp"].max())
+        if history.empty:
+            return False
+        closes = history[
+            history["type"].isin(list(ev.FULL_CLOSE_TYPES)) & (history["uTime"] >= newest_open)
+        ]
+        return not closes.empty
 
     def _added(
         self, key: Key, row: dict[str, Any], finding: Finding, history: pd.DataFrame
