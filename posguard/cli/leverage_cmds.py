@@ -14,6 +14,8 @@ leverage_app = typer.Typer(
 )
 AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Account name.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+# Outcomes where the exchange did not do what the plan asked, or nobody can tell: exit 3.
+NOT_TAKEN_EFFECT = frozenset({"not_applied", "unknown", "mismatch"})
 
 
 def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool) -> None:
@@ -52,14 +54,24 @@ def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool
                 "outcomes": [o.to_json() for o in report.outcomes],
             }
         )
-        return
-    typer.echo(plan_table(report.plan_json()))
-    for outcome in report.outcomes:
-        code = f" {outcome.code}" if outcome.code else ""
+    else:
+        typer.echo(plan_table(report.plan_json()))
+        for outcome in report.outcomes:
+            code = f" {outcome.code}" if outcome.code else ""
+            typer.echo(
+                f"  {outcome.instId} {outcome.mgnMode} {outcome.posSide}: {outcome.outcome}"
+                f"{code} {outcome.reason}"
+            )
+    failed = [o for o in report.outcomes if o.outcome in NOT_TAKEN_EFFECT]
+    if failed:
+        # A script that applies leverage must not read "nothing happened" as success.
         typer.echo(
-            f"  {outcome.instId} {outcome.mgnMode} {outcome.posSide}: {outcome.outcome}{code} "
-            f"{outcome.reason}"
+            f"posguard: {len(failed)} leverage change(s) did not take effect or cannot be "
+            f"confirmed ({', '.join(sorted({o.outcome for o in failed}))}); the next run plans "
+            f"again",
+            err=True,
         )
+        raise typer.Exit(3)
 
 
 def _times(value: float | None) -> str:
@@ -108,7 +120,9 @@ def apply_command(
     """Apply the plan: set-leverage where it says raise/lower, then read it back.
 
     Refusals (pending orders, limits, portfolio margin) are recorded, not retried; the
-    `leverage.kill_switch` setting forbids every change.
+    `leverage.kill_switch` setting forbids every change. Exit status: 0 when every change was
+    applied, refused or not needed; 2 bad input; 3 when the exchange failed or a change did
+    not take effect or cannot be confirmed (not_applied, unknown, mismatch).
     """
     _run(account, config, apply=True, as_json=as_json)
 

@@ -292,14 +292,11 @@ class Lives:
             return None
         if not self.evidence.fills_complete_since(opened):
             return None
-        if not ev.closing_fills(fills[fills["stamp"] >= opened]).empty:
+        # Strictly later: a quick reopen closes the old life and opens the new one within
+        # the same millisecond, and that close is not the new life's end.
+        if not ev.closing_fills(fills[fills["stamp"] > opened]).empty:
             return None
-        closes = (
-            history[history["type"].isin(list(ev.FULL_CLOSE_TYPES))]
-            if not history.empty
-            else history
-        )
-        if not closes.empty and int(closes["uTime"].max()) >= opened:
+        if self._closed_since_opened(opened, history):
             return None
         return opened
 
@@ -333,13 +330,23 @@ class Lives:
         opened = ev.opening_fills(fills[fills["stamp"] >= moment_ms]) if not fills.empty else fills
         if opened.empty:
             return True
-        newest_open = int(opened["stamp"].max())
+        return Lives._closed_since_opened(int(opened["stamp"].max()), history)
+
+    @staticmethod
+    def _closed_since_opened(opened_ms: int, history: pd.DataFrame) -> bool:
+        """Was the position opened (or added to) at `opened_ms` fully closed since?
+
+        A close in the same millisecond counts only if it ended a life that began then: a quick
+        reopen closes the old life and opens the new one at one instant (seed 20251220 life 22
+        of the soak read the old life's close as the new life's and confirmed a false removal).
+        """
         if history.empty:
             return False
-        closes = history[
-            history["type"].isin(list(ev.FULL_CLOSE_TYPES)) & (history["uTime"] >= newest_open)
-        ]
-        return not closes.empty
+        full = history[history["type"].isin(list(ev.FULL_CLOSE_TYPES))]
+        later = (full["uTime"] > opened_ms) | (
+            (full["uTime"] == opened_ms) & (full["cTime"] >= opened_ms)
+        )
+        return bool(later.any())
 
     def _added(
         self, key: Key, row: dict[str, Any], finding: Finding, history: pd.DataFrame

@@ -65,6 +65,12 @@ EXPECTED: dict[str, list[Row]] = {
     "bot-clock-fast-old-write": [
         ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "closed"),
     ],
+    # Found by the soak: a close and an open in one millisecond; the old life's close is not
+    # the end of the new life the registry records.
+    "quick-reopen-same-millisecond": [
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "closed"),
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "reopened"),
+    ],
     # The incident: suspected, then spurious; never confirmed.
     "incident-xrp-flap": [
         ("00:02:27", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),

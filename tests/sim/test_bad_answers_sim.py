@@ -121,7 +121,9 @@ def test_leverage_apply_does_not_count_set_leverage_without_data_as_applied(
     assert any(row["action"] in ("raise", "lower") for row in plan)  # something to set
     assert applied.exit_code == 3, applied.output
     assert "set-leverage" in applied.output
-    assert "unknown" in applied.output
+    # The read-back decides: the simulator did not change the leverage, so not applied.
+    assert '"outcome": "not_applied"' in applied.output
+    assert "did not take effect" in applied.output
     assert '"outcome": "applied"' not in applied.output
 
 
