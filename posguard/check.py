@@ -19,8 +19,15 @@ class Gate:
     argv: tuple[str, ...]
 
 
+# Three pytest workers on two cores: the end-to-end tests (team, demo, alert channels) spend
+# much of their time waiting on servers and pollers, and tests/conftest.py starts them first,
+# one per worker, so the rest of the suite runs beside them.
+PYTEST_WORKERS = ("-n", "3")
+
+
 def gates(pytest_args: Sequence[str] = ()) -> list[Gate]:
     python = sys.executable
+    pytest_args = (*PYTEST_WORKERS, *pytest_args)
     return [
         Gate("ruff lint", (python, "-m", "ruff", "check", ".")),
         Gate("ruff format", (python, "-m", "ruff", "format", "--check", ".")),
