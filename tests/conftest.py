@@ -11,6 +11,7 @@ SAMPLES = ROOT.parent / "shared" / "okx-samples"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow end-to-end tests first: under xdist each one starts on a worker of its own
     while the quick tests fill the others, instead of all three finishing the run late."""
+
     def cost(item: pytest.Item) -> tuple[bool, float]:
         timeout = item.get_closest_marker("timeout")
         budget = float(timeout.args[0]) if timeout and timeout.args else 0.0
