@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -50,11 +51,12 @@ NO_DATA: dict[str, dict[str, Any]] = {
 
 
 class SlidingWindow:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.sent: dict[str, deque[float]] = {}
+        self.clock = clock
 
     def allow(self, key: str, limit: int, window: float) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         sent = self.sent.setdefault(key, deque())
         while sent and sent[0] <= now - window:
             sent.popleft()
