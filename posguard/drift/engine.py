@@ -218,6 +218,9 @@ class _Cycle(Lives):
             & ~np.isnan(lever_reg)
             & (np.abs(lever_ex - lever_reg) > 1e-9)
         )
+        # "" is unknown, never a value: an answer without the lever says nothing about a
+        # leverage discrepancy (it neither confirms nor ends one).
+        lever_unknown = both & ~side & ~size & ~other_life & np.isnan(lever_ex)
         add = ex_open & ~reg_open
         remove = reg_open & ~ex_open
         kinds = np.full(len(merged), "", dtype=object)
@@ -247,6 +250,14 @@ class _Cycle(Lives):
                 continue  # the bot is acting on this key: judge it next cycle
             if index is not None and behind[index]:
                 continue  # the answer is older than what the bot recorded: no conclusion
+            pending = self.state.pending.get(key_name)
+            if (
+                index is not None
+                and lever_unknown[index]
+                and pending is not None
+                and pending.kind == "DRIFT_LEVER"
+            ):
+                continue
             self._judge(key_name, index, str(kinds[index]) if index is not None else "")
         self._remember_seen(ex_open, discrepant | guarded | behind, reg_open)
         last = self.state.last_snapshot_ms

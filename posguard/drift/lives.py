@@ -245,6 +245,20 @@ class Lives:
                 )
                 return finding
             since = described[1]
+        elif written is not None:
+            newest = self._newest_life(key, history)
+            closed = ev.newest_record_of(history, newest) if newest is not None else None
+            if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
+                # Which life the row meant is unclear (a wrong size, a write around a reopen),
+                # but the newest life there was has ended since the row was written, and
+                # nothing was opened after: whichever life it meant is gone, and this close
+                # is what left the key flat.
+                closed_ms = int(closed["uTime"])
+                if self._explains("written", row, closed_ms, fills, history):
+                    finding.evidence["history"] = closed
+                    finding.cause = ev.HISTORY_CAUSE[int(closed["type"])]
+                    finding.conclusive = self._settled(closed_ms)
+                    return finding
         if written is not None:
             # The row holds what the bot did before writing it: only later fills are news.
             since = max(since or written, written + 1)
@@ -274,6 +288,15 @@ class Lives:
                 finding.hold = True
                 finding.evidence["no_end_recorded"] = {"opened": opened}
         return finding
+
+    def _newest_life(self, key: Key, history: pd.DataFrame) -> Life | None:
+        """The newest life known on the key: the one last seen open, or a newer one in the
+        history."""
+        lives = [life for life, _ in ev.lives(history)]
+        seen = self.state.seen.get(key_text(key))
+        if seen is not None:
+            lives.append(seen.life)
+        return max(lives, key=lambda life: life[1], default=None)
 
     def _opened_since_last_close(
         self, key: Key, history: pd.DataFrame, fills: pd.DataFrame, written: int

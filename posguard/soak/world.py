@@ -504,7 +504,9 @@ class World:
             if rng.random() < self.trouble.back_to_back:
                 polls.append(polls[-1] + rng.randint(2_000, 8_000))
             moment += int(self.shape.poll_seconds * 1000)
-        for at_ms in sorted(polls):
+        # No poll after the life's end: the truth the oracle judges by stops there (a jittered
+        # last poll past it once made a true liquidation look like a false alarm).
+        for at_ms in sorted({min(at, self.end_ms - 1) for at in polls}):
             self._run_until(at_ms)
             self._poll(at_ms)
         self._run_until(self.end_ms)

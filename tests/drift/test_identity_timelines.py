@@ -71,6 +71,19 @@ EXPECTED: dict[str, list[Row]] = {
         ("00:00:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "closed"),
         ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "resolved", "reopened"),
     ],
+    # Found by the soak: "" is an unknown lever, not a value; it neither ends nor reopens a
+    # leverage discrepancy.
+    "lever-unknown-keeps-the-discrepancy": [
+        ("00:00:00", "XRP-USDT-SWAP", "DRIFT_LEVER", "suspected", "leverage_changed"),
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_LEVER", "confirmed", "leverage_changed"),
+    ],
+    # Found by the soak: the row's life is unclear, but the newest life closed after the write
+    # and nothing opened since: that close is the cause.
+    "unclear-life-newest-closed": [
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_SIZE", "suspected", "partial_fill"),
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_SIZE", "resolved", "spurious"),
+        ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "closed"),
+    ],
     # The incident: suspected, then spurious; never confirmed.
     "incident-xrp-flap": [
         ("00:02:27", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
