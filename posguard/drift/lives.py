@@ -16,7 +16,7 @@ import pandas as pd
 from posguard.drift import evidence as ev
 from posguard.drift.evidence import Evidence, same_life
 from posguard.drift.join import number, pos_id, text, whole
-from posguard.drift.model import EngineMemory, Key, Life, key_text
+from posguard.drift.model import EngineMemory, Key, Life, key_of, key_text
 
 SIZE_EPSILON = 1e-9
 # A registry write names the life alive when it was written; lives created this close to
@@ -345,15 +345,43 @@ class Lives:
                 return False
         if not self.evidence.fills_complete_since(closed_ms):
             return False
-        return self._flat_since(closed_ms, fills, history)
+        return self._flat_since(key_of(str(row["key"])), closed_ms, fills, history)
 
-    @staticmethod
-    def _flat_since(moment_ms: int, fills: pd.DataFrame, history: pd.DataFrame) -> bool:
+    def _flat_since(
+        self, key: Key, moment_ms: int, fills: pd.DataFrame, history: pd.DataFrame
+    ) -> bool:
         """No position opened on the key since `moment_ms`, or the newest one was closed."""
         opened = ev.opening_fills(fills[fills["stamp"] >= moment_ms]) if not fills.empty else fills
+        if not opened.empty and self._modes_share_fills(key):
+            # Fills carry no margin mode: an opening fill inside a life of the other mode on
+            # this instrument and side is that life's, not a new one here.
+            mine = [not self._other_mode_open_at(key, int(s)) for s in opened["stamp"].tolist()]
+            opened = opened[mine]
         if opened.empty:
             return True
         return Lives._closed_since_opened(int(opened["stamp"].max()), history)
+
+    def _other_mode_open_at(self, key: Key, stamp_ms: int) -> bool:
+        """Was a position of the other margin mode (same instrument and side) open at
+        `stamp_ms`, by its history, the life last seen, or this answer?"""
+        inst_id, pos_side, mgn_mode = key
+        other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+        history = self.evidence.history_of(other)
+        for life, newest in ev.lives(history):
+            if life[1] <= stamp_ms <= int(newest["uTime"]):
+                return True
+        seen = self.state.seen.get(key_text(other))
+        if seen is not None and seen.c_time <= stamp_ms:
+            ended = ev.newest_record_of(history, seen.life)
+            if ended is None or ended.get("type") not in ev.FULL_CLOSE_TYPES:
+                return True
+        merged = self.merged
+        row = merged[merged["key"] == key_text(other)]
+        if not row.empty:
+            c_time = whole(row["cTime_ex"].iloc[0])
+            if c_time is not None and c_time <= stamp_ms:
+                return True
+        return False
 
     @staticmethod
     def _closed_since_opened(opened_ms: int, history: pd.DataFrame) -> bool:

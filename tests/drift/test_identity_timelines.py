@@ -84,6 +84,10 @@ EXPECTED: dict[str, list[Row]] = {
         ("00:01:00", "XRP-USDT-SWAP", "DRIFT_SIZE", "resolved", "spurious"),
         ("00:01:00", "XRP-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "closed"),
     ],
+    # Found by the soak: fills carry no margin mode; the other mode's open is its own.
+    "other-mode-open-is-not-this-keys": [
+        ("00:00:30", "XRP-USDT-SWAP", "DRIFT_REMOVE", "confirmed", "closed"),
+    ],
     # The incident: suspected, then spurious; never confirmed.
     "incident-xrp-flap": [
         ("00:02:27", "XRP-USDT-SWAP", "DRIFT_REMOVE", "suspected", "unknown"),
