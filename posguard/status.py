@@ -183,14 +183,23 @@ def leverage_plan(run: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def positions(run: dict[str, Any] | None, registry_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Open positions as the last reconcile run saw them on the exchange (with notional and
-    lever source) when it recorded them, else the registry's open rows (the bot's belief)."""
-    seen = _summary(run).get("open_positions") if run is not None else None
-    if seen is not None:
-        return {"source": "exchange (last reconcile run)", "rows": seen}
+def positions(runs: list[dict[str, Any]], registry_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Open positions as the last reconcile run that observed the account saw them on the
+    exchange (with notional and lever source), else the registry's open rows (the bot's
+    belief, which has neither)."""
+    for run in reversed([r for r in runs if r["flow"] == RECONCILE_FLOW]):
+        seen = _summary(run).get("open_positions")
+        if seen is not None:
+            return {
+                "source": "exchange",
+                "run": run["id"],
+                "at": _iso(run["started_at_ms"]),
+                "rows": seen,
+            }
     return {
-        "source": "registry (the bot's belief)",
+        "source": "registry",
+        "run": None,
+        "at": None,
         "rows": [
             {
                 "instId": r["inst_id"],
@@ -215,7 +224,7 @@ def account_status(registry: Registry, account: str, now_ms: int) -> dict[str, A
     return {
         "account": account,
         "last_cycle": last_cycle(memory, registry.memory_saved_at(account), reconcile_run),
-        "positions": positions(reconcile_run, registry.rows(account)),
+        "positions": positions(runs, registry.rows(account)),
         "discrepancies": discrepancies(memory, now_ms),
         "expectations": expectations(runs),
         "alerts": recent_alerts,

@@ -53,7 +53,11 @@ def _cycle_line(cycle: dict[str, Any]) -> str:
 
 def _positions_lines(positions: dict[str, Any]) -> list[str]:
     rows = positions["rows"]
-    lines = [f"positions: {len(rows)} open, from the {positions['source']}"]
+    if positions["source"] == "exchange":
+        origin = f"as run {positions['run']} saw them on the exchange at {positions['at']}"
+    else:
+        origin = "in the registry (the bot's belief; no run recorded them)"
+    lines = [f"positions: {len(rows)} open {origin}"]
     for row in rows:
         lines.append(
             f"  {_key(row)} pos {_shown(row['pos']):<10} notional {_shown(row['notional']):<12}"
