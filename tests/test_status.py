@@ -23,7 +23,7 @@ runner = CliRunner()
 
 def replay_into(url: str, account: str, steps: int | None = None) -> None:
     """The timeline's ADA-USDT-SWAP that the registry does not know: confirmed as external
-    after its fourth step, still suspected after its first."""
+    after its fourth step (`posguard replay`), still suspected after its first."""
     document = json.loads(TIMELINE.read_text())
     document["account"] = account
     document["steps"] = document["steps"][:steps]
@@ -65,7 +65,8 @@ def reconcile_summary() -> dict[str, object]:
 @pytest.fixture
 def registry_url(tmp_path: Path) -> str:
     url = sqlite_url(tmp_path / "registry.db")
-    replay_into(url, "main")
+    replayed = runner.invoke(app, ["replay", str(TIMELINE), "--registry", url])
+    assert replayed.exit_code == 0, replayed.output  # the timeline's account is main
     replay_into(url, "desk", steps=1)
     with Registry(url) as registry:
         registry.start_run("run-1", "main", "reconcile-positions")
