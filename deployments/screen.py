@@ -35,9 +35,11 @@ class ScreenData:
 def _shown(value: Any) -> str:
     if value is None or value == "":
         return "N/A"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 100 else f"{value:g}"
-    return str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _money(value: Any) -> str:
+    return f"{value:,.2f}" if isinstance(value, float | int) else _shown(value)
 
 
 def _table(title: str, columns: Iterable[str], rows: list[list[str]], empty: str) -> Table:
@@ -69,6 +71,8 @@ def _cycle_text(account: dict[str, Any]) -> Text:
         line.append(f"  last cycle {run['started_at']} NOT observed: {cycle['why']}", style="red")
     else:
         line.append(f"  last cycle {run['started_at']} {run['status']}")
+    # The scenario runs on the exchange's clock, the runs on this host's: both are shown.
+    line.append(f"  (exchange snapshot {cycle['last_observed_snapshot'] or 'none yet'})")
     return line
 
 
@@ -79,7 +83,7 @@ def _positions(account: dict[str, Any]) -> Table:
             p["instId"],
             p["posSide"],
             _shown(p["pos"]),
-            _shown(p.get("notional")),
+            _money(p.get("notional")),
             _shown(p.get("lever")),
             _shown(p.get("lever_source")),
         ]
