@@ -245,7 +245,7 @@ class Registry:
             return drift.load_memory(connection, account)
 
     def memory_saved_at(self, account: str) -> int | None:
-        """When a cycle last saved the account's memory (registry clock); None: never."""
+        """When a cycle last saved the account's memory (host clock); None: never."""
         with self.db.read("read engine state") as connection:
             return drift.memory_saved_at(connection, account)
 
