@@ -24,7 +24,19 @@ def age_text(seconds: float) -> str:
 
 
 def _shown(value: Any) -> str:
-    return "N/A" if value is None or value == "" else str(value)
+    if value is None or value == "":
+        return "N/A"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _money(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float | int) else _shown(value)
+
+
+def _short(run_id: str) -> str:
+    # Flow run ids are UUIDs, version 7 for Prefect's: their head is a timestamp shared by
+    # runs close in time, their tail is random. The JSON output has them whole.
+    return run_id[-8:]
 
 
 def _key(row: dict[str, Any]) -> str:
@@ -46,7 +58,7 @@ def _cycle_line(cycle: dict[str, Any]) -> str:
     else:
         verdict = f"unknown ({cycle['why']})"
     return (
-        f"last cycle: {run['started_at']} run {run['id']} {run['status']}, {verdict}; "
+        f"last cycle: {run['started_at']} run {_short(run['id'])} {run['status']}, {verdict}; "
         f"last observed snapshot {snapshot}"
     )
 
@@ -54,13 +66,13 @@ def _cycle_line(cycle: dict[str, Any]) -> str:
 def _positions_lines(positions: dict[str, Any]) -> list[str]:
     rows = positions["rows"]
     if positions["source"] == "exchange":
-        origin = f"as run {positions['run']} saw them on the exchange at {positions['at']}"
+        origin = f"on the exchange at {positions['at']} (run {_short(positions['run'])})"
     else:
         origin = "in the registry (the bot's belief; no run recorded them)"
     lines = [f"positions: {len(rows)} open {origin}"]
     for row in rows:
         lines.append(
-            f"  {_key(row)} pos {_shown(row['pos']):<10} notional {_shown(row['notional']):<12}"
+            f"  {_key(row)} pos {_shown(row['pos']):<10} notional {_money(row['notional']):<12}"
             f" lever {_shown(row['lever'])} ({_shown(row['lever_source'])})"
         )
     return lines
@@ -82,7 +94,7 @@ def _expectation_lines(report: dict[str, Any] | None) -> list[str]:
     failing = report["failing"]
     lines = [
         f"failing expectations: {len(failing)} rows of {report['evaluated']} expectations "
-        f"(run {report['run']} at {report['at']})"
+        f"(run {_short(report['run'])} at {report['at']})"
     ]
     for row in failing:
         lines.append(f"  {_key(row)} {row['expectation']}: {_shown(row['detail'])}")
@@ -104,7 +116,7 @@ def _leverage_lines(plan: dict[str, Any] | None, change: dict[str, Any] | None) 
     if plan is None:
         lines = [f"leverage plan: {NOT_RECORDED} (no recalculate-leverage run)"]
     else:
-        lines = [f"leverage plan: run {plan['run']} at {plan['at']}"]
+        lines = [f"leverage plan: run {_short(plan['run'])} at {plan['at']}"]
         for row in plan["rows"]:
             lines.append(
                 f"  {_key(row)} lever {_shown(row['lever'])} ({row['lever_source']}) target "
