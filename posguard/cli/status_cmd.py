@@ -92,9 +92,10 @@ def _expectation_lines(report: dict[str, Any] | None) -> list[str]:
     if report is None:
         return [f"failing expectations: {NOT_RECORDED} (no run evaluated them)"]
     failing = report["failing"]
+    rows = "row" if len(failing) == 1 else "rows"
     lines = [
-        f"failing expectations: {len(failing)} rows of {report['evaluated']} expectations "
-        f"(run {_short(report['run'])} at {report['at']})"
+        f"failing expectations: {len(failing)} {rows} ({report['evaluated']} expectations "
+        f"evaluated by run {_short(report['run'])} at {report['at']})"
     ]
     for row in failing:
         lines.append(f"  {_key(row)} {row['expectation']}: {_shown(row['detail'])}")
