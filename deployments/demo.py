@@ -334,7 +334,10 @@ def _live(
     # On stderr, like the progress lines: stdout keeps only the summary printed at the end.
     console = Console(stderr=True)
     try:
-        with Live(console=console, refresh_per_second=2, auto_refresh=False) as live:
+        if not console.is_terminal:
+            # A log file gets lines, not a screen redrawn every two seconds.
+            _live_lines(exchange, bot, receiver, registry_url, say)
+        with Live(console=console, auto_refresh=False) as live:
             while True:
                 at_ms = exchange.now_ms()  # the wall clock moves the scenario on
                 bot.catch_up()
@@ -343,3 +346,30 @@ def _live(
                 time.sleep(2)
     except KeyboardInterrupt:
         say("stopping")
+
+
+def _live_lines(
+    exchange: SimExchange, bot: Bot, receiver: AlertReceiver, registry_url: str, say: Any
+) -> None:
+    """Each new drift event and alert as a line, until Ctrl-C (KeyboardInterrupt)."""
+    seen_events = 0
+    seen_alerts = 0
+    while True:
+        exchange.now_ms()
+        bot.catch_up()
+        try:
+            with Registry(registry_url) as registry:
+                events = registry.events(ACCOUNT)
+        except Exception as exc:  # the demo goes on and says so
+            say(f"registry not read: {type(exc).__name__}: {exc}")
+            events = []
+        for event in events[seen_events:]:
+            say(
+                f"drift {iso_ms(event['at_ms'])} {event['inst_id']} {event['kind']} "
+                f"{event['status']} {event['cause']}"
+            )
+        seen_events = max(seen_events, len(events))
+        for alert in receiver.received[seen_alerts:]:
+            say(f"alert: {alert.get('subject', alert)}")
+        seen_alerts = len(receiver.received)
+        time.sleep(2)
