@@ -9,10 +9,14 @@ reader can say "not recorded" instead of guessing.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import make_url
 
 from posguard.drift import EngineMemory, iso_ms
 from posguard.drift.model import key_of
+from posguard.errors import ConfigError
 from posguard.registry import Registry
 
 RECONCILE_FLOW = "reconcile-positions"
@@ -232,6 +236,20 @@ def account_status(registry: Registry, account: str, now_ms: int) -> dict[str, A
         "leverage_plan": leverage_plan(_last(runs, LEVERAGE_FLOW)),
         "leverage_change": leverage_change(registry.leverage_changes(account)),
     }
+
+
+def existing_registry(url: str) -> Registry:
+    """The registry at `url`, which must exist: a reader that created an empty SQLite file
+    (and its folders) on a mistyped path would report "nothing recorded" instead of the typo."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database not in ("", ":memory:") and not Path(database).is_file():
+            raise ConfigError(
+                f"registry {url} does not exist: check registry_url (or state_dir) in the "
+                "settings; a registry is created by the first flow run, replay or import"
+            )
+    return Registry(url)
 
 
 def status(registry: Registry, accounts: list[str], now_ms: int) -> dict[str, Any]:

@@ -182,6 +182,13 @@ def test_an_unknown_account_or_config_is_one_line_and_status_2(
     missing = runner.invoke(app, ["status", "--config", str(tmp_path / "absent.toml")])
     assert missing.exit_code == 2
     assert missing.output.startswith("error: ")
+    # A registry path with a typo is said, not created empty and reported as "nothing".
+    typo = tmp_path / "typo.toml"
+    typo.write_text(config.read_text().replace("registry.db", "nowhere/registry.db"))
+    result = runner.invoke(app, ["status", "--config", str(typo)])
+    assert result.exit_code == 2
+    assert "nowhere/registry.db does not exist" in result.output
+    assert not (tmp_path / "nowhere").exists()
 
 
 @pytest.mark.parametrize(

@@ -166,15 +166,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Each account's last cycle, open discrepancies with their age, failing
         expectations, drift alerts and the last leverage change. Reads the registry only:
-        no exchange call. Exit status: 0, or 2 for an unknown account or a bad config."""
-        from posguard.registry import Registry, now_ms
-        from posguard.status import status
+        no exchange call. Exit status: 0, or 2 for an unknown account, a bad config or a
+        registry that does not exist."""
+        from posguard.registry import now_ms
+        from posguard.status import existing_registry, status
 
         settings = settings_from(config)
         if account is not None:
             guarded(lambda: settings.account(account))
         names = [account] if account is not None else sorted(settings.accounts)
-        with guarded(lambda: Registry(settings.resolved_registry_url)) as registry:
+        with guarded(lambda: existing_registry(settings.resolved_registry_url)) as registry:
             document = guarded(lambda: status(registry, names, now_ms()))
         if as_json:
             print_json(document)
