@@ -72,7 +72,10 @@ def _cycle_text(account: dict[str, Any]) -> Text:
     else:
         line.append(f"  last cycle {run['started_at']} {run['status']}")
     # The scenario runs on the exchange's clock, the runs on this host's: both are shown.
-    line.append(f"  (exchange snapshot {cycle['last_observed_snapshot'] or 'none yet'})")
+    line.append(
+        f"\n  last exchange snapshot concluded on: {cycle['last_observed_snapshot'] or 'none yet'}",
+        style="dim",
+    )
     return line
 
 

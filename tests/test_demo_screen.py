@@ -127,7 +127,7 @@ def test_the_screen_shows_each_section_of_an_account() -> None:
     )
     assert "Prefect UI http://127.0.0.1:4200" in text
     assert "account main  last cycle 2025-12-20T00:03:00.000Z completed" in text
-    assert "(exchange snapshot 2025-12-20T00:03:00.000Z)" in text
+    assert "  last exchange snapshot concluded on: 2025-12-20T00:03:00.000Z\n" in text
     assert re.search(r"BTC-USDT-SWAP\s+net\s+50\s+46,000\.00\s+N/A\s+unknown", text)
     assert re.search(r"XRP-USDT-SWAP\s+net\s+1\.08\s+208\.44\s+5\s+position", text)
     assert re.search(r"expect_lever_positive\s+BTC-USDT-SWAP", text)
