@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from expectations.report import FailingRow, RuleResult, ValidationReport
 from posguard.cli import app
 from posguard.cli.status_cmd import age_text
+from posguard.drift import EngineMemory
 from posguard.registry import Registry, sqlite_url
 from posguard.replay import replay, timeline_from
-from posguard.status import status
+from posguard.status import last_cycle, status
 
 TIMELINE = Path(__file__).resolve().parent / "timelines" / "confirmation-needs-time.json"
 FIRST_SEEN_MS = 1766188860000  # 2025-12-20T00:01:00Z: ADA-USDT-SWAP appears on the exchange
@@ -197,3 +198,18 @@ def test_an_unknown_account_or_config_is_one_line_and_status_2(
 )
 def test_ages_are_compact(seconds: float, text: str) -> None:
     assert age_text(seconds) == text
+
+
+def test_a_cycle_the_engine_skipped_is_not_observed_and_says_why() -> None:
+    run = {
+        "id": "run-3",
+        "status": "completed",
+        "started_at_ms": FIRST_SEEN_MS,
+        "finished_at_ms": FIRST_SEEN_MS + 1000,
+        "summary": json.dumps({"skipped": "positions call failed (50001)"}),
+    }
+    cycle = last_cycle(EngineMemory(last_snapshot_ms=FIRST_SEEN_MS - 30_000), None, run)
+    assert (cycle["observed"], cycle["why"]) == (False, "positions call failed (50001)")
+    assert cycle["last_observed_snapshot"] == "2025-12-20T00:00:30.000Z"
+    running = last_cycle(EngineMemory(), None, {**run, "status": "running", "summary": None})
+    assert (running["observed"], running["why"]) == (None, "run running")
