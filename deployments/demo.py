@@ -334,18 +334,31 @@ def _live(
     # On stderr, like the progress lines: stdout keeps only the summary printed at the end.
     console = Console(stderr=True)
     try:
-        if not console.is_terminal:
+        if console.is_terminal:
+            _live_screen(exchange, bot, receiver, registry_url, ui, console)
+        else:
             # A log file gets lines, not a screen redrawn every two seconds.
             _live_lines(exchange, bot, receiver, registry_url, say)
-        with Live(console=console, auto_refresh=False) as live:
-            while True:
-                at_ms = exchange.now_ms()  # the wall clock moves the scenario on
-                bot.catch_up()
-                live.update(demo_screen(_read_screen(registry_url, receiver, ui, at_ms)))
-                live.refresh()
-                time.sleep(2)
     except KeyboardInterrupt:
         say("stopping")
+
+
+def _live_screen(
+    exchange: SimExchange,
+    bot: Bot,
+    receiver: AlertReceiver,
+    registry_url: str,
+    ui: str,
+    console: Console,
+) -> None:
+    """The screen, redrawn every two seconds until Ctrl-C (KeyboardInterrupt)."""
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            at_ms = exchange.now_ms()  # the wall clock moves the scenario on
+            bot.catch_up()
+            live.update(demo_screen(_read_screen(registry_url, receiver, ui, at_ms)))
+            live.refresh()
+            time.sleep(2)
 
 
 def _live_lines(
