@@ -24,9 +24,12 @@ from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
+from rich.console import Console
+from rich.live import Live
 
 from deployments.alerting import ensure_alerting
 from deployments.receiver import AlertReceiver
+from deployments.screen import MAX_EVENTS, ScreenData, demo_screen
 from deployments.server import PrefectServer, prefect_env
 from posguard.drift import iso_ms
 from posguard.errors import ConfigError
@@ -34,6 +37,7 @@ from posguard.registry import Registry
 from posguard.sim import SimExchange, SimServer
 from posguard.sim.bot import apply_registry_writes
 from posguard.sim.cli_support import load_for_cli
+from posguard.status import status
 from tasks.context import reload_settings
 
 SCENARIO = "incident-2025-12-20"
@@ -266,7 +270,7 @@ def run_demo(options: DemoOptions) -> int:
                 time.sleep(2)
                 receiver.wait_for("BTC-USDT-SWAP", timeout=30)
             else:
-                _live(exchange, bot, receiver, settings.resolved_registry_url, say)
+                _live(exchange, bot, receiver, settings.resolved_registry_url, server.ui_url, say)
             summary = _summary(settings.resolved_registry_url, receiver, server.ui_url)
             if options.once and options.hold_seconds > 0:
                 _hold(state, server.ui_url, options.hold_seconds, say)
@@ -308,27 +312,77 @@ def _play(exchange: SimExchange, bot: Bot, options: DemoOptions, say: Any) -> No
     say(f"leverage: {_run(f'recalculate-leverage/{ACCOUNT}')}")
 
 
+def _read_screen(registry_url: str, receiver: AlertReceiver, ui: str, at_ms: int) -> ScreenData:
+    """The screen's data; a registry that cannot be read is a line on the screen."""
+    alerts = list(receiver.received)
+    try:
+        with Registry(registry_url) as registry:
+            document = status(registry, [ACCOUNT], at_ms)
+            events = [_event_json(e) for e in registry.events(ACCOUNT)[-MAX_EVENTS:]]
+    except Exception as exc:  # whatever went wrong, the demo goes on and says so
+        problem = f"registry not read at {iso_ms(at_ms)}: {type(exc).__name__}: {exc}"
+        return ScreenData(iso_ms(at_ms), ui, [], alerts=alerts, problems=[problem])
+    return ScreenData(
+        iso_ms(at_ms), ui, document["accounts"], events={ACCOUNT: events}, alerts=alerts
+    )
+
+
 def _live(
-    exchange: SimExchange, bot: Bot, receiver: AlertReceiver, registry_url: str, say: Any
+    exchange: SimExchange, bot: Bot, receiver: AlertReceiver, registry_url: str, ui: str, say: Any
 ) -> None:
     say("running on schedules; Ctrl-C stops")
-    seen_events = 0
-    seen_alerts = 0
+    # On stderr, like the progress lines: stdout keeps only the summary printed at the end.
+    console = Console(stderr=True)
     try:
-        while True:
-            exchange.now_ms()  # the wall clock moves the scenario on
-            bot.catch_up()
-            with Registry(registry_url) as registry:
-                events = registry.events(ACCOUNT)
-            for event in events[seen_events:]:
-                say(
-                    f"drift {iso_ms(event['at_ms'])} {event['inst_id']} {event['kind']} "
-                    f"{event['status']} {event['cause']}"
-                )
-            seen_events = len(events)
-            for alert in receiver.received[seen_alerts:]:
-                say(f"alert: {alert.get('subject', alert)}")
-            seen_alerts = len(receiver.received)
-            time.sleep(2)
+        if console.is_terminal:
+            _live_screen(exchange, bot, receiver, registry_url, ui, console)
+        else:
+            # A log file gets lines, not a screen redrawn every two seconds.
+            _live_lines(exchange, bot, receiver, registry_url, say)
     except KeyboardInterrupt:
         say("stopping")
+
+
+def _live_screen(
+    exchange: SimExchange,
+    bot: Bot,
+    receiver: AlertReceiver,
+    registry_url: str,
+    ui: str,
+    console: Console,
+) -> None:
+    """The screen, redrawn every two seconds until Ctrl-C (KeyboardInterrupt)."""
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            at_ms = exchange.now_ms()  # the wall clock moves the scenario on
+            bot.catch_up()
+            live.update(demo_screen(_read_screen(registry_url, receiver, ui, at_ms)))
+            live.refresh()
+            time.sleep(2)
+
+
+def _live_lines(
+    exchange: SimExchange, bot: Bot, receiver: AlertReceiver, registry_url: str, say: Any
+) -> None:
+    """Each new drift event and alert as a line, until Ctrl-C (KeyboardInterrupt)."""
+    seen_events = 0
+    seen_alerts = 0
+    while True:
+        exchange.now_ms()
+        bot.catch_up()
+        try:
+            with Registry(registry_url) as registry:
+                events = registry.events(ACCOUNT)
+        except Exception as exc:  # the demo goes on and says so
+            say(f"registry not read: {type(exc).__name__}: {exc}")
+            events = []
+        for event in events[seen_events:]:
+            say(
+                f"drift {iso_ms(event['at_ms'])} {event['inst_id']} {event['kind']} "
+                f"{event['status']} {event['cause']}"
+            )
+        seen_events = max(seen_events, len(events))
+        for alert in receiver.received[seen_alerts:]:
+            say(f"alert: {alert.get('subject', alert)}")
+        seen_alerts = len(receiver.received)
+        time.sleep(2)

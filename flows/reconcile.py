@@ -38,9 +38,17 @@ def reconcile_positions(
         except PosguardError as exc:
             # Not observed is never "flat": no drift is concluded from a failed read.
             logger.error("account %s not observed this cycle: %s", account, exc)
+            # Recorded, so that `posguard status` can tell a silent account from a quiet one.
+            record_run(
+                run_id,
+                account,
+                "reconcile-positions",
+                "not_observed",
+                {"account": account, "not_observed": str(exc)},
+            )
             return Failed(message=f"not observed: {exc}")
         positions = state.snapshot.positions
-        publish_positions(account, positions, instruments)
+        open_positions = publish_positions(account, positions, instruments)
         failing = 0
         expectations = None
         if run_expectations:
@@ -55,8 +63,11 @@ def reconcile_positions(
     summary = {
         "account": account,
         "positions": int(positions["is_open"].sum()),
+        "open_positions": open_positions,
         "failing_expectation_rows": failing,
         "drift_events": [e.to_json() for e in outcome.events],
+        # Why the engine drew no conclusion this cycle (None: it did).
+        "skipped": outcome.skipped,
         "alerts": alerts,
         "expectations": expectations,
         "reconcile_seconds": {k: round(v, 4) for k, v in outcome.timings.items()},

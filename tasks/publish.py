@@ -71,7 +71,11 @@ def _cell(value: Any) -> Any:
 
 
 @task(name="publish-positions", **LOCAL)
-def publish_positions(account: str, positions: pd.DataFrame, instruments: pd.DataFrame) -> None:
+def publish_positions(
+    account: str, positions: pd.DataFrame, instruments: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """The open positions artifact; returns its rows, which the run's summary keeps too (for
+    `posguard status` and the demo's screen, which read the registry only)."""
     from posguard.notional import position_notional
 
     merged = position_notional(positions[positions["is_open"]], instruments)
@@ -93,6 +97,7 @@ def publish_positions(account: str, positions: pd.DataFrame, instruments: pd.Dat
         table=table,
         description=f"Open positions of {account} with notional and lever",
     )
+    return table
 
 
 @task(name="publish-validation", **LOCAL)

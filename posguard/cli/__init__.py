@@ -13,6 +13,7 @@ from posguard.cli import (
     run_cmds,
     sim_cmds,
     soak_cmd,
+    status_cmd,
     team_cmds,
     validate_cmd,
 )
@@ -37,6 +38,7 @@ soak_cmd.register(app)
 registry_cmds.register(app)
 leverage_cmds.register(app)
 run_cmds.register(app)
+status_cmd.register(app)
 team_cmds.register(app)
 
 

@@ -17,6 +17,13 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="One JSON object per line, per drift event.")
         ] = False,
+        registry: Annotated[
+            str | None,
+            typer.Option(
+                "--registry",
+                help="Replay into this registry URL and keep it (default: a temporary one).",
+            ),
+        ] = None,
     ) -> None:
         """Replay a timeline of exchange snapshots and registry writes through the engine.
 
@@ -31,7 +38,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"replay: {message}", err=True)
 
         try:
-            events = list(replay(load_timeline(timeline), on_skip=skipped))
+            events = list(replay(load_timeline(timeline), registry_url=registry, on_skip=skipped))
         except PosguardError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -74,6 +74,14 @@ def load_memory(
     return EngineMemory.from_json(json.loads(found["state"])), int(found["version"])
 
 
+def memory_saved_at(connection: Connection, account: str) -> int | None:
+    """When the account's memory was last saved (this host's clock, as `save_memory` stamps
+    it): the last cycle that drew a conclusion. None: no cycle saved one yet."""
+    statement = select(S.engine_state.c.updated_at_ms).where(S.engine_state.c.account == account)
+    found = connection.execute(statement).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
 def save_memory(
     db: Database,
     connection: Connection,

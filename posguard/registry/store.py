@@ -244,6 +244,11 @@ class Registry:
         with self.db.read("read engine state") as connection:
             return drift.load_memory(connection, account)
 
+    def memory_saved_at(self, account: str) -> int | None:
+        """When a cycle last saved the account's memory (host clock); None: never."""
+        with self.db.read("read engine state") as connection:
+            return drift.memory_saved_at(connection, account)
+
     def save_memory(self, account: str, memory: EngineMemory, expected_version: int) -> bool:
         """Compare-and-set the engine's memory; False when another run saved first."""
         with self.db.write("save engine state") as connection:

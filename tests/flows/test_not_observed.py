@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from flows import reconcile_positions
@@ -44,6 +45,7 @@ def test_answers_without_data_conclude_nothing_even_under_heal(
         with Registry(settings().resolved_registry_url) as registry:
             events = registry.events("main")
             rows = registry.rows("main")
+            runs = registry.runs("main")
     first, second, third = states
     for failed in (first, second):
         assert failed.is_failed()
@@ -53,3 +55,10 @@ def test_answers_without_data_conclude_nothing_even_under_heal(
     assert third.is_completed()  # the fault is over: the account is observed again
     assert events == []
     assert [(r["inst_id"], r["pos"]) for r in rows] == [("XRP-USDT-SWAP", "10")]
+    # Each run is recorded, the silent ones with why: `posguard status` reads them.
+    assert [r["status"] for r in runs] == ["not_observed", "not_observed", "completed"]
+    assert "without a 'data' member" in json.loads(runs[0]["summary"])["not_observed"]
+    seen = json.loads(runs[2]["summary"])["open_positions"]
+    assert [(p["instId"], p["pos"], p["lever_source"]) for p in seen] == [
+        ("XRP-USDT-SWAP", 10.0, "position")
+    ]
