@@ -353,8 +353,8 @@ class Lives:
         """No position opened on the key since `moment_ms`, or the newest one was closed."""
         opened = ev.opening_fills(fills[fills["stamp"] >= moment_ms]) if not fills.empty else fills
         if not opened.empty and self._modes_share_fills(key):
-            # Fills carry no margin mode: an opening fill inside a life of the other mode on
-            # this instrument and side is that life's, not a new one here.
+            # Fills carry no margin mode: an opening fill that began a life of the other mode
+            # on this instrument and side is that life's, not a new one here.
             mine = [not self._other_mode_open_at(key, int(s)) for s in opened["stamp"].tolist()]
             opened = opened[mine]
         if opened.empty:
@@ -362,26 +362,23 @@ class Lives:
         return Lives._closed_since_opened(int(opened["stamp"].max()), history)
 
     def _other_mode_open_at(self, key: Key, stamp_ms: int) -> bool:
-        """Was a position of the other margin mode (same instrument and side) open at
-        `stamp_ms`, by its history, the life last seen, or this answer?"""
+        """Did a life of the other margin mode (same instrument and side) begin at
+        `stamp_ms`, by its history, the life last seen, or this answer? Only an opening fill
+        that began a life there is known to be that life's: an add while both modes hold a
+        position could be either's, and is kept as this key's (which holds, not confirms)."""
         inst_id, pos_side, mgn_mode = key
         other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
-        history = self.evidence.history_of(other)
-        for life, newest in ev.lives(history):
-            if life[1] <= stamp_ms <= int(newest["uTime"]):
-                return True
+        began = {life[1] for life, _ in ev.lives(self.evidence.history_of(other))}
         seen = self.state.seen.get(key_text(other))
-        if seen is not None and seen.c_time <= stamp_ms:
-            ended = ev.newest_record_of(history, seen.life)
-            if ended is None or ended.get("type") not in ev.FULL_CLOSE_TYPES:
-                return True
+        if seen is not None:
+            began.add(seen.c_time)
         merged = self.merged
         row = merged[merged["key"] == key_text(other)]
         if not row.empty:
             c_time = whole(row["cTime_ex"].iloc[0])
-            if c_time is not None and c_time <= stamp_ms:
-                return True
-        return False
+            if c_time is not None:
+                began.add(c_time)
+        return stamp_ms in began
 
     @staticmethod
     def _closed_since_opened(opened_ms: int, history: pd.DataFrame) -> bool:
