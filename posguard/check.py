@@ -20,9 +20,10 @@ class Gate:
 
 
 # Three pytest workers on two cores: the end-to-end tests (team, demo, alert channels) spend
-# much of their time waiting on servers and pollers, and tests/conftest.py starts them first,
-# one per worker, so the rest of the suite runs beside them.
-PYTEST_WORKERS = ("-n", "3")
+# much of their time waiting on servers and pollers. Each is an xdist group, collected first
+# (tests/conftest.py), so `loadgroup` gives each a worker at the start and the rest of the
+# suite runs beside them (plain `load` hands out contiguous chunks: all three on one worker).
+PYTEST_WORKERS = ("-n", "3", "--dist", "loadgroup")
 
 
 def gates(pytest_args: Sequence[str] = ()) -> list[Gate]:

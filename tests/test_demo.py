@@ -56,6 +56,7 @@ def browse(ui: str, screenshots: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo")  # a worker of its own from the start
 @pytest.mark.timeout(900)
 def test_demo_once_prints_the_incident_findings_and_the_ui_shows_them(tmp_path: Path) -> None:
     state = tmp_path / "state"

@@ -56,6 +56,7 @@ def databases() -> Iterator[tuple[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("team")  # a worker of its own from the start
 @pytest.mark.timeout(900)
 def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
     tmp_path: Path, databases: tuple[str, str]

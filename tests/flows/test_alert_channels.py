@@ -102,6 +102,7 @@ def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("alert-channels")  # a worker of its own from the start
 @pytest.mark.timeout(600)
 def test_every_alert_kind_reaches_every_channel(channels: Channels) -> None:
     with SimServer(SimExchange(shipped("incident-2025-12-20"))) as sim:
