@@ -25,7 +25,7 @@ REGISTRY_COLUMNS = [
     "posId",
     "cTime",
 ]
-EXCHANGE_COLUMNS = [*KEY, "pos", "lever", "posId", "cTime", "avgPx"]
+EXCHANGE_COLUMNS = [*KEY, "pos", "lever", "posId", "cTime", "uTime", "avgPx"]
 
 
 def empty_registry() -> pd.DataFrame:

@@ -56,6 +56,7 @@ class Lives:
         self.state = state
         self.merged = merged
         self.lot_sizes = lot_sizes
+        self._rows: dict[str, int] | None = None
 
     def row(self, index: int) -> dict[str, Any]:
         return dict(self.merged.iloc[index])
@@ -362,23 +363,30 @@ class Lives:
         return Lives._closed_since_opened(int(opened["stamp"].max()), history)
 
     def _other_mode_open_at(self, key: Key, stamp_ms: int) -> bool:
-        """Did a life of the other margin mode (same instrument and side) begin at
-        `stamp_ms`, by its history, the life last seen, or this answer? Only an opening fill
-        that began a life there is known to be that life's: an add while both modes hold a
-        position could be either's, and is kept as this key's (which holds, not confirms)."""
+        """Is the opening fill at `stamp_ms` known to be the other margin mode's (same
+        instrument and side)? It is when a life of that mode began then (by its history, the
+        life last seen, or this answer), or when this answer shows that mode's position last
+        adjusted then (its uTime): an add to it. Any other opening fill while both modes hold
+        a position could be either's, and is kept as this key's (which holds, not confirms)."""
         inst_id, pos_side, mgn_mode = key
         other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
         began = {life[1] for life, _ in ev.lives(self.evidence.history_of(other))}
         seen = self.state.seen.get(key_text(other))
         if seen is not None:
             began.add(seen.c_time)
-        merged = self.merged
-        row = merged[merged["key"] == key_text(other)]
-        if not row.empty:
-            c_time = whole(row["cTime_ex"].iloc[0])
-            if c_time is not None:
-                began.add(c_time)
+        row = self._row_of(other)
+        if row is not None and row["_merge"] != "right_only":
+            for moment in (whole(row.get("cTime_ex")), whole(row.get("uTime"))):
+                if moment is not None:
+                    began.add(moment)
         return stamp_ms in began
+
+    def _row_of(self, key: Key) -> dict[str, Any] | None:
+        """The joined row of a key, or None when neither side has it."""
+        if self._rows is None:
+            self._rows = {str(k): i for i, k in enumerate(self.merged["key"].tolist())}
+        index = self._rows.get(key_text(key))
+        return None if index is None else self.row(index)
 
     @staticmethod
     def _closed_since_opened(opened_ms: int, history: pd.DataFrame) -> bool:

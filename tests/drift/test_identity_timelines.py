@@ -140,13 +140,10 @@ def test_registry_rows_are_spelled_as_okx_does() -> None:
         list(replay(timeline_from(document, "bad sign")))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known miss (soak seed 547617313 life 14): in net mode with cross and isolated on "
-    "BTC, an add fill of the isolated position after the cross close cannot be told apart "
-    "from a new cross life, so the true removal is held, never confirmed by evidence",
-)
 def test_a_close_beside_the_other_modes_add_is_confirmed() -> None:
+    """Soak seed 547617313 life 14: net mode, cross and isolated on BTC. The cross position
+    closes; the isolated one then adds. The add fill is the isolated position's (its uTime in
+    the same answer is the fill's time), so the cross key is flat and its removal confirmed."""
     events = replayed("soak-both-modes-add-fill")
     removals = [
         e
