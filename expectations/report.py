@@ -55,5 +55,13 @@ class ValidationReport:
                 seen.setdefault(row.inst_id, None)
         return list(seen)
 
+    def failure_keys(self) -> set[tuple[str, str, str, str]]:
+        """(expectation, instId, posSide, mgnMode) of every failing row: what an alert names."""
+        return {
+            (result.expectation, row.inst_id, row.pos_side, row.mgn_mode)
+            for result in self.failed
+            for row in result.failing
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {"success": self.success, "results": [r.to_dict() for r in self.results]}

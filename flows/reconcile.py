@@ -16,7 +16,7 @@ from posguard.errors import PosguardError
 from tasks.fetch import fetch_account_state, fetch_instruments
 from tasks.publish import publish_drift, publish_positions, publish_validation
 from tasks.reconcile import reconcile_account
-from tasks.runs import previous_failures, record_run
+from tasks.runs import previous_failures, record_run, remember_failures
 from tasks.validate import validate_positions
 
 
@@ -53,9 +53,10 @@ def reconcile_positions(
         expectations = None
         if run_expectations:
             report = validate_positions(positions, instruments, state.snapshot.config.pos_mode)
-            failing = publish_validation(
-                account, report, already_alerted=previous_failures(account)
-            )
+            alerted = previous_failures(account)
+            failing = publish_validation(account, report, already_alerted=alerted)
+            if report.failure_keys() != alerted:
+                remember_failures(account, report.failure_keys())
             expectations = report.to_json()
         outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
         alerts = publish_drift(account, outcome.stored)

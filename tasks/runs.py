@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect import task
 
+from posguard.registry.alerts import FailureKey
 from tasks.context import registry
 from tasks.retry import LOCAL
 
@@ -22,22 +22,15 @@ def record_run(
         store.finish_run(run_id, status, summary)
 
 
-FailureKey = tuple[str, str, str, str]  # (expectation, instId, posSide, mgnMode)
-
-
 @task(name="previous-failures", **LOCAL)
 def previous_failures(account: str) -> set[FailureKey]:
-    """What the last reconcile run of the account already alerted on (to alert once)."""
+    """What the account's last validation already alerted on (to alert once)."""
     with registry() as store:
-        runs = [r for r in store.runs(account) if r["flow"] == "reconcile-positions"]
-    for run in reversed(runs):
-        summary = json.loads(run["summary"] or "{}")
-        expectations = summary.get("expectations")
-        if expectations is not None:
-            return {
-                (result["expectation"], row["instId"], row["posSide"], row["mgnMode"])
-                for result in expectations["results"]
-                if not result["success"]
-                for row in result["failing"]
-            }
-    return set()
+        return store.alerted_failures(account)
+
+
+@task(name="remember-failures", **LOCAL)
+def remember_failures(account: str, failing: set[FailureKey]) -> None:
+    """What this validation alerted on, for the next run to compare with."""
+    with registry() as store:
+        store.save_alerted_failures(account, failing)

@@ -112,3 +112,13 @@ engine_state = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
+
+# What each account's last validation alerted on, so a standing failure alerts once. One row
+# per account: a cycle reads it in constant time, however long the account has run.
+expectation_alerts = Table(
+    "expectation_alerts",
+    metadata,
+    Column("account", String(128), primary_key=True),
+    Column("failing", Text, nullable=False),  # JSON list of [expectation, instId, posSide, mgnMode]
+    Column("updated_at_ms", BigInteger, nullable=False),
+)

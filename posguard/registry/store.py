@@ -18,7 +18,8 @@ from sqlalchemy import Connection
 from posguard.drift import DriftEvent, EngineMemory, HealAction
 from posguard.drift.model import Key
 from posguard.errors import ConflictError
-from posguard.registry import drift, positions, runs, specs
+from posguard.registry import alerts, drift, positions, runs, specs
+from posguard.registry.alerts import FailureKey
 from posguard.registry.database import Clock, Database, now_ms, sqlite_url
 
 __all__ = ["CycleTransaction", "Registry", "now_ms", "sqlite_url"]
@@ -317,3 +318,12 @@ class Registry:
     def runs(self, account: str | None = None) -> list[dict[str, Any]]:
         with self.db.read("read runs") as connection:
             return runs.read_runs(connection, account)
+
+    def alerted_failures(self, account: str) -> set[FailureKey]:
+        """The failing expectation rows the account's last validation alerted on."""
+        with self.db.read("read alerted failures") as connection:
+            return alerts.read_alerted(connection, account)
+
+    def save_alerted_failures(self, account: str, failing: set[FailureKey]) -> None:
+        with self.db.write("record alerted failures") as connection:
+            alerts.save_alerted(self.db, connection, account, failing)

@@ -293,3 +293,32 @@ def test_write_many_is_one_transaction_whatever_its_size(registry: Registry) -> 
     registry.write_many(rows[:-1], progress=heard.append)
     assert sum(heard) == 1200
     assert len(registry.rows("main")) == 1200
+
+
+def test_alerted_failures_are_one_row_per_account_replaced_each_time(
+    registry: Registry,
+) -> None:
+    assert registry.alerted_failures("main") == set()
+    first = {("lever > 0", "DOGE-USDT-SWAP", "net", "cross")}
+    registry.save_alerted_failures("main", first)
+    registry.save_alerted_failures("desk", {("pos is a number", "XRP-USDT-SWAP", "net", "cross")})
+    assert registry.alerted_failures("main") == first
+    registry.save_alerted_failures("main", set())
+    assert registry.alerted_failures("main") == set()
+    assert registry.alerted_failures("desk") == {
+        ("pos is a number", "XRP-USDT-SWAP", "net", "cross")
+    }
+
+
+def test_the_migrations_build_the_schema_the_code_declares(registry: Registry) -> None:
+    """A table or column added to schema.py without a migration would exist in tests that
+    create tables from the metadata and be missing on every real, migrated registry."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from posguard.registry import schema
+
+    with registry.db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        differences = compare_metadata(context, schema.metadata)
+    assert differences == []
