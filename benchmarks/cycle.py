@@ -75,7 +75,7 @@ def bare_get(http: Any, base_url: str, path: str) -> list[dict[str, Any]]:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     signature = base64.b64encode(
         hmac.new(
-            ACCOUNT["secret_key"].encode(), f"{stamp}GET{path}".encode(), hashlib.sha256
+            str(ACCOUNT["secret_key"]).encode(), f"{stamp}GET{path}".encode(), hashlib.sha256
         ).digest()
     ).decode()
     headers = {

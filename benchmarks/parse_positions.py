@@ -14,6 +14,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,9 @@ def main() -> None:
     print(header + f"{'ours/bare':>10} {'us/record':>10}")
     for size in args.sizes:
         records = payload(size)
-        ours = best_of(args.repeat, lambda r=records: parse_positions(r))
-        theirs = best_of(args.repeat, lambda r=records: ccxt_parse(r))
-        baseline = best_of(args.repeat, lambda r=records: bare(r))
+        ours = best_of(args.repeat, partial(parse_positions, records))
+        theirs = best_of(args.repeat, partial(ccxt_parse, records))
+        baseline = best_of(args.repeat, partial(bare, records))
         print(
             f"{size:>8} {ours:>11.4f} {theirs:>9.4f} {baseline:>9.4f} {theirs / ours:>9.1f}x "
             f"{ours / baseline:>9.2f}x {ours / size * 1e6:>10.2f}"

@@ -74,7 +74,7 @@ def seed_registry(settings: Any, accounts: list[str]) -> None:
                     "mgn_mode": r.mgnMode,
                     "pos": f"{r.pos:.10g}",
                     "pos_id": r.posId,
-                    "c_time": int(r.cTime),
+                    "c_time": int(str(r.cTime)),
                 }
                 for r in book.itertuples()
             )

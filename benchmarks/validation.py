@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from expectations.report import RuleResult
-from expectations.rules import POSITION_RULES, explain_rows
+from expectations.rules import POSITION_RULES, Parameters, rule_result
 from posguard.contract import positions_frame
 from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
 from posguard.leverage import resolve_leverage
@@ -77,39 +78,11 @@ def unique_keys(
     return keyed, specs
 
 
-def plain_pandas(frame: pd.DataFrame, tolerance: float) -> list[RuleResult]:
-    """The positions suite's rules as pandas masks, failing rows named like the runner does."""
+def plain_pandas(frame: pd.DataFrame, parameters: Parameters) -> list[RuleResult]:
+    """The positions rules' own pandas masks (`Rule.fails`), failing rows named like the
+    runner does."""
     df = frame[frame["is_open"]]
-    is_open = df["is_open"]
-    lever = df["lever"]
-    rules = {
-        "lever > 0": is_open & ~(lever > 0),
-        "lever <= instrument max lever": is_open
-        & lever.notna()
-        & df["maxLever"].notna()
-        & (lever > df["maxLever"]),
-        "notional consistent with ctVal": df["notional_rel_err"].notna()
-        & (df["notional_rel_err"] > tolerance),
-        "contracts used as coins": df["notional_verdict"] == "contracts_as_coins",
-        "instId present in instruments": ~df["instrument_known"],
-        "posSide in {long, short, net}": ~df["posSide"].isin(["long", "short", "net"]),
-        "posSide consistent with posMode": df["instType"].isin(["SWAP", "FUTURES"])
-        & ~df["posSide"].isin(["net"]),
-        "mgnMode in {cross, isolated}": ~df["mgnMode"].isin(["cross", "isolated"]),
-        "markPx > 0 on open positions": is_open & ~(df["markPx"] > 0),
-        "avgPx > 0 on open positions": is_open & ~(df["avgPx"] > 0),
-        "liqPx on the losing side of markPx": df["liq_side_ok"].eq(False).fillna(False),
-        "(instId, posSide, mgnMode) unique": df.duplicated(
-            ["instId", "posSide", "mgnMode"], keep=False
-        ),
-        "pos a multiple of lotSz": is_open & df["lot_multiple_ok"].eq(False).fillna(False),
-    }
-    results = []
-    for name, mask in rules.items():
-        rows = df["row"].to_numpy()[mask.to_numpy(dtype=bool)].tolist()
-        failing = explain_rows(df, rows, POSITION_RULES[name])
-        results.append(RuleResult(name, "positions", not failing, failing))
-    return results
+    return [rule_result(rule, "positions", df, parameters) for rule in POSITION_RULES.values()]
 
 
 def named(results: list[RuleResult]) -> dict[str, list[tuple[str, str]]]:
@@ -147,12 +120,14 @@ def main() -> None:
     )
     for size in args.sizes:
         frame, specs = unique_keys(positions(size, instruments), instruments)
-        derive_time, derived = best_of(args.repeat, lambda f=frame, s=specs: positions_frame(f, s))
+        derive_time, derived = best_of(args.repeat, partial(positions_frame, frame, specs))
         gx_time, report = best_of(
-            args.repeat, lambda d=derived: runner.validate(d, None, pos_mode="net_mode")
+            args.repeat, partial(runner.validate, derived, None, pos_mode="net_mode")
         )
-        pd_time, results = best_of(args.repeat, lambda d=derived: plain_pandas(d, 0.01))
-        assert named(report.results) == named(results), "GX and pandas disagree"
+        parameters = {"notional_tolerance": 0.01, "allowed_pos_sides": ["net"]}
+        pd_time, results = best_of(args.repeat, partial(plain_pandas, derived, parameters))
+        if named(report.results) != named(results):
+            raise SystemExit(f"GX and pandas disagree at {size} positions")
         failing = sum(len(r.failing) for r in results)
         stage = (derive_time + gx_time) / (derive_time + pd_time)
         print(

@@ -77,6 +77,13 @@ RULES: dict[str, dict[str, str]] = {
 }
 
 
+def _saved(block_id: object) -> UUID:
+    """`Block.save` is sync-compatible: called from sync code it returns the id."""
+    if not isinstance(block_id, UUID):
+        raise TypeError(f"saving a block returned {type(block_id).__name__}, not its id")
+    return block_id
+
+
 def _blocks(config: AlertConfig) -> dict[str, UUID]:
     """Save one notification block per configured channel; returns their ids by channel."""
     ids: dict[str, UUID] = {}
@@ -90,13 +97,13 @@ def _blocks(config: AlertConfig) -> dict[str, UUID]:
                 "text": "{{subject}}\\n{{body}}",
             },
         )
-        ids["webhook"] = block.save(WEBHOOK_BLOCK, overwrite=True)
+        ids["webhook"] = _saved(block.save(WEBHOOK_BLOCK, overwrite=True))
     if config.slack_webhook_url is not None:
         slack = SlackWebhook(url=config.slack_webhook_url)
-        ids["slack"] = slack.save(SLACK_BLOCK, overwrite=True)
+        ids["slack"] = _saved(slack.save(SLACK_BLOCK, overwrite=True))
     if config.email is not None:
         email = SmtpEmail(**config.email.model_dump())
-        ids["email"] = email.save(EMAIL_BLOCK, overwrite=True)
+        ids["email"] = _saved(email.save(EMAIL_BLOCK, overwrite=True))
     return ids
 
 

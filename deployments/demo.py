@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from rich.console import Console
 from rich.live import Live
@@ -109,8 +110,10 @@ def _wait_for_deployments(names: list[str], timeout: float = 120) -> None:
 
 def _run(name: str) -> str:
     flow_run = run_deployment(name=name, timeout=900, parameters={"account": ACCOUNT})
+    if not isinstance(flow_run, FlowRun):
+        raise TypeError("run_deployment returned a coroutine in sync code")
     state = flow_run.state
-    return state.name if state else "unknown"
+    return str(state.name) if state else "unknown"
 
 
 class Bot:

@@ -11,12 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
+from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -79,14 +82,14 @@ def ensure_database(options: TeamOptions) -> None:
             f"(postgresql+asyncpg://HOST:PORT/DATABASE), got {url.render_as_string()}"
         )
     where = f"{url.host or 'localhost'}:{url.port or 5432}"
-    params = {
+    given: dict[str, str | int | None] = {
         "host": url.host or "127.0.0.1",
         "port": url.port or 5432,
         "user": url.username,
         "password": url.password,
         "connect_timeout": 5,
     }
-    params = {k: v for k, v in params.items() if v is not None}
+    params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     try:
         admin = make_conninfo(dbname="postgres", **params)
         with psycopg.connect(admin, autocommit=True) as connection:
@@ -119,6 +122,13 @@ def server_env(options: TeamOptions) -> dict[str, str]:
     return env
 
 
+def loaded(flow: Flow[..., Any] | Coroutine[Any, Any, Flow[..., Any]]) -> Flow[..., Any]:
+    """`Flow.from_source` is sync-compatible: called from sync code it returns the flow."""
+    if not isinstance(flow, Flow):
+        raise TypeError("Flow.from_source returned a coroutine in sync code")
+    return flow
+
+
 def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = False) -> list[str]:
     """Every account's guard flow, the batch flow and the fan-out flow as deployments on the
     process pool. With `scheduled` the fan-out runs every `schedules.reconcile_seconds`; the
@@ -129,10 +139,15 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
     with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     source = str(ROOT)
-    common = {"work_pool_name": pool, "build": False, "push": False, "print_next_steps": False}
+    common: dict[str, Any] = {
+        "work_pool_name": pool,
+        "build": False,
+        "push": False,
+        "print_next_steps": False,
+    }
     names: list[str] = []
     # Loaded once: from_source imports the flow's module, which would cost every account.
-    per_account = guard_account.from_source(source, "flows/guard.py:guard_account")
+    per_account = loaded(guard_account.from_source(source, "flows/guard.py:guard_account"))
     for account in sorted(settings.accounts):
         per_account.deploy(
             name=account,
@@ -141,10 +156,10 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
             **common,
         )
         names.append(f"guard-account/{account}")
-    guard_batch.from_source(source, "flows/guard.py:guard_batch").deploy(
+    loaded(guard_batch.from_source(source, "flows/guard.py:guard_batch")).deploy(
         name="all", tags=["posguard"], parameters={"policy": settings.drift.heal}, **common
     )
-    guard_accounts.from_source(source, "flows/fanout.py:guard_accounts").deploy(
+    loaded(guard_accounts.from_source(source, "flows/fanout.py:guard_accounts")).deploy(
         name="all",
         tags=["posguard"],
         parameters={"policy": settings.drift.heal},

@@ -1,21 +1,37 @@
-"""The rules' names and how a failing row is explained, shared by both suites.
+"""Every validation rule, declared once: its GX expectations, how a failing row is explained,
+and the same rule as a plain-pandas mask (what the validation benchmark compares GX with).
 
-A rule may need more than one GX expectation (a value must be present *and* positive); the
-report groups GX results by rule, so users read one line per rule.
+The suites (`expectations.suites`), the report's rule list (`expectations.runner`) and the
+benchmark are all derived from `POSITION_RULES` and `INSTRUMENT_RULES`; adding a rule is one
+`Rule(...)` here and its case in tests/expectations/test_rules.py. A rule may need more than
+one GX expectation (a value must be present *and* positive): the report groups GX results by
+rule, so users read one line per rule.
+
+Masks follow GX's semantics: a "between" or "in set" expectation ignores missing values, so a
+rule that must also catch them carries a "not null" expectation and its mask says so.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import great_expectations.expectations as gxe
 import pandas as pd
+from great_expectations.expectations.row_conditions import Column
 
-from expectations.report import FailingRow
+from expectations.report import FailingRow, RuleResult
 
 Row = dict[str, Any]
+# Run-time parameters of the positions suite: notional_tolerance, allowed_pos_sides.
+Parameters = Mapping[str, Any]
+
+KNOWN_STATES = ["live", "suspend", "rebase", "post_only", "preopen", "test", "settling", "expired"]
+POS_SIDES = ["long", "short", "net"]
+MGN_MODES = ["cross", "isolated"]
+CT_TYPES = ["linear", "inverse"]
 
 
 def fmt(value: object, places: int = 8) -> str:
@@ -43,8 +59,19 @@ def pct(value: object) -> str:
 
 @dataclass(frozen=True)
 class Rule:
+    """One rule: `expectations()` builds its GX expectations (each tagged with the rule's
+    name), `explain` says why a row breaks it, `fails` marks the rows that break it."""
+
     name: str
+    build: Callable[[], list[gxe.Expectation]]
     explain: Callable[[Row], str]
+    fails: Callable[[pd.DataFrame, Parameters], pd.Series]
+
+    def expectations(self) -> list[gxe.Expectation]:
+        built = self.build()
+        for expectation in built:
+            expectation.meta = {"rule": self.name}
+        return built
 
 
 def explain_rows(frame: pd.DataFrame, rows: list[int], rule: Rule | None) -> list[FailingRow]:
@@ -77,6 +104,45 @@ def _text(value: object) -> str:
     return "" if text == "N/A" else text
 
 
+def rule_result(rule: Rule, suite: str, frame: pd.DataFrame, parameters: Parameters) -> RuleResult:
+    """The rule evaluated by its pandas mask alone, failing rows named as the runner names
+    GX's (the benchmark's comparison, and the tests' check that both agree)."""
+    mask = rule.fails(frame, parameters).to_numpy(dtype=bool)
+    rows = frame["row"].to_numpy()[mask].tolist()
+    failing = explain_rows(frame, rows, rule)
+    return RuleResult(rule.name, suite, not failing, failing)
+
+
+def _not_true(values: pd.Series) -> pd.Series:
+    """Present and not True (GX's "in set [True]" ignores missing values)."""
+    return values.notna() & values.astype(object).ne(True)
+
+
+def _not_positive(values: pd.Series) -> pd.Series:
+    """Missing or <= 0 ("not null" and "between, strictly above 0" together)."""
+    return ~(pd.to_numeric(values, errors="coerce") > 0).fillna(False)
+
+
+def _positive(column: str, condition: Any = None) -> Callable[[], list[gxe.Expectation]]:
+    def build() -> list[gxe.Expectation]:
+        scope = {} if condition is None else {"row_condition": condition}
+        return [
+            gxe.ExpectColumnValuesToNotBeNull(column=column, **scope),
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True, **scope),
+        ]
+
+    return build
+
+
+def _in_set(column: str, values: list[Any]) -> Callable[[], list[gxe.Expectation]]:
+    return lambda: [gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values)]
+
+
+def _outside(frame: pd.DataFrame, column: str, values: list[Any]) -> pd.Series:
+    """Present and not in `values` (GX's "in set" ignores missing values)."""
+    return frame[column].notna() & ~frame[column].isin(values)
+
+
 def _lever_unknown(row: Row) -> str:
     return f"lever is unknown ({fmt(row.get('lever_reason')) or 'no reason'})"
 
@@ -103,77 +169,223 @@ def _notional(row: Row) -> str:
     )
 
 
+def _notional_off(frame: pd.DataFrame, parameters: Parameters) -> pd.Series:
+    error = frame["notional_rel_err"]
+    inside = (error >= 0) & (error <= float(parameters["notional_tolerance"]))
+    return error.notna() & ~inside.fillna(False)
+
+
+def _lever_above_max(frame: pd.DataFrame, _: Parameters) -> pd.Series:
+    lever, most = frame["lever"], frame["maxLever"]
+    return lever.notna() & most.notna() & (lever > most).fillna(False)
+
+
+# Over the open positions of `posguard.contract.positions_frame` (zero-size records are not
+# positions and are skipped). Row conditions are avoided on purpose: each one makes GX filter
+# the whole frame again, so scoping lives in derived columns instead (NA where out of scope).
 POSITION_RULES: dict[str, Rule] = {
     r.name: r
     for r in (
         Rule(
             "lever > 0",
+            _positive("lever"),
             lambda row: (
                 _lever_unknown(row)
                 if fmt(row.get("lever")) == "N/A"
                 else f"lever is {fmt(row.get('lever'))} ({fmt(row.get('lever_source'))})"
             ),
+            lambda f, _: _not_positive(f["lever"]),
         ),
         Rule(
             "lever <= instrument max lever",
+            lambda: [
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="maxLever",
+                    column_B="lever",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                )
+            ],
             lambda row: (
                 f"lever {fmt(row.get('lever'))} exceeds the instrument's max lever "
                 f"{fmt(row.get('maxLever'))}"
             ),
+            _lever_above_max,
         ),
         Rule(
             "ctVal and ctMult known",
+            # Open contract positions on known instruments only (NA elsewhere).
+            _in_set("contract_spec_ok", [True]),
             lambda row: (
                 f"ctVal {fmt(row.get('ctVal'))} x ctMult {fmt(row.get('ctMult'))} of the "
                 f"instrument is unknown or not positive: the position's notional is unknown "
                 f"(never assumed); check the instruments answer"
             ),
+            lambda f, _: _not_true(f["contract_spec_ok"]),
         ),
-        Rule("notional consistent with ctVal", _notional),
-        Rule("contracts used as coins", _coins),
+        Rule(
+            "notional consistent with ctVal",
+            lambda: [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="notional_rel_err",
+                    min_value=0,
+                    max_value={"$PARAMETER": "notional_tolerance"},
+                )
+            ],
+            _notional,
+            _notional_off,
+        ),
+        Rule(
+            "contracts used as coins",
+            lambda: [
+                gxe.ExpectColumnValuesToNotBeInSet(
+                    column="notional_verdict", value_set=["contracts_as_coins"]
+                )
+            ],
+            _coins,
+            lambda f, _: f["notional_verdict"].eq("contracts_as_coins").fillna(False),
+        ),
         Rule(
             "instId present in instruments",
+            _in_set("instrument_known", [True]),
             lambda row: (
                 f"{fmt(row.get('instId'))} is not in the instruments: its ctVal, lotSz and max "
                 f"lever are unknown (delisted, or instruments from another environment?)"
             ),
+            lambda f, _: _not_true(f["instrument_known"]),
         ),
-        Rule("posSide in {long, short, net}", lambda row: f"posSide is {fmt(row.get('posSide'))}"),
+        Rule(
+            "posSide in {long, short, net}",
+            _in_set("posSide", POS_SIDES),
+            lambda row: f"posSide is {fmt(row.get('posSide'))}",
+            lambda f, _: _outside(f, "posSide", POS_SIDES),
+        ),
         Rule(
             "posSide consistent with posMode",
+            # posSide of SWAP/FUTURES rows only (NA elsewhere): MARGIN is always "net".
+            lambda: [
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="mode_pos_side", value_set={"$PARAMETER": "allowed_pos_sides"}
+                )
+            ],
             lambda row: f"posSide {fmt(row.get('posSide'))} does not fit the account's posMode",
+            lambda f, p: _outside(f, "mode_pos_side", list(p["allowed_pos_sides"])),
         ),
-        Rule("mgnMode in {cross, isolated}", lambda row: f"mgnMode is {fmt(row.get('mgnMode'))}"),
-        Rule("markPx > 0 on open positions", lambda row: f"markPx is {fmt(row.get('markPx'))}"),
-        Rule("avgPx > 0 on open positions", lambda row: f"avgPx is {fmt(row.get('avgPx'))}"),
+        Rule(
+            "mgnMode in {cross, isolated}",
+            _in_set("mgnMode", MGN_MODES),
+            lambda row: f"mgnMode is {fmt(row.get('mgnMode'))}",
+            lambda f, _: _outside(f, "mgnMode", MGN_MODES),
+        ),
+        Rule(
+            "markPx > 0 on open positions",
+            _positive("markPx"),
+            lambda row: f"markPx is {fmt(row.get('markPx'))}",
+            lambda f, _: _not_positive(f["markPx"]),
+        ),
+        Rule(
+            "avgPx > 0 on open positions",
+            _positive("avgPx"),
+            lambda row: f"avgPx is {fmt(row.get('avgPx'))}",
+            lambda f, _: _not_positive(f["avgPx"]),
+        ),
         Rule(
             "liqPx on the losing side of markPx",
+            _in_set("liq_side_ok", [True]),
             lambda row: (
                 f"{fmt(row.get('side'))} position with liqPx {fmt(row.get('liqPx'))} and markPx "
                 f"{fmt(row.get('markPx'))}"
             ),
+            lambda f, _: _not_true(f["liq_side_ok"]),
         ),
-        Rule("(instId, posSide, mgnMode) unique", lambda row: "the position key appears twice"),
+        Rule(
+            "(instId, posSide, mgnMode) unique",
+            lambda: [
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=["instId", "posSide", "mgnMode"])
+            ],
+            lambda row: "the position key appears twice",
+            lambda f, _: f.duplicated(["instId", "posSide", "mgnMode"], keep=False),
+        ),
         Rule(
             "pos a multiple of lotSz",
+            _in_set("lot_multiple_ok", [True]),
             lambda row: (
                 f"pos {fmt(row.get('pos'))} is not a multiple of lotSz {fmt(row.get('lotSz'))}"
             ),
+            lambda f, _: _not_true(f["lot_multiple_ok"]),
         ),
     )
 }
 
+# Over `posguard.contract.instruments_frame`: contract specs posguard's arithmetic depends on.
+DERIVATIVE = Column(name="is_derivative") == True  # noqa: E712 - a GX condition
+
+
+def _derivative(frame: pd.DataFrame) -> pd.Series:
+    return frame["is_derivative"].astype(object).eq(True)
+
+
+def _positive_rule(column: str, *, derivatives_only: bool) -> Rule:
+    def fails(frame: pd.DataFrame, _: Parameters) -> pd.Series:
+        broken = _not_positive(frame[column])
+        return broken & _derivative(frame) if derivatives_only else broken
+
+    return Rule(
+        f"{column} > 0",
+        _positive(column, DERIVATIVE if derivatives_only else None),
+        lambda row: f"{column} is {fmt(row.get(column))}",
+        fails,
+    )
+
+
 INSTRUMENT_RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule("ctVal > 0", lambda row: f"ctVal is {fmt(row.get('ctVal'))}"),
-        Rule("ctMult > 0", lambda row: f"ctMult is {fmt(row.get('ctMult'))}"),
-        Rule("ctType in {linear, inverse}", lambda row: f"ctType is {fmt(row.get('ctType'))}"),
-        Rule("lotSz > 0", lambda row: f"lotSz is {fmt(row.get('lotSz'))}"),
-        Rule("minSz > 0", lambda row: f"minSz is {fmt(row.get('minSz'))}"),
-        Rule("tickSz > 0", lambda row: f"tickSz is {fmt(row.get('tickSz'))}"),
-        Rule("max lever >= 1", lambda row: f"max lever is {fmt(row.get('maxLever'))}"),
-        Rule("state known", lambda row: f"state is {fmt(row.get('state'))}"),
-        Rule("instId unique", lambda row: "the instId appears twice"),
+        _positive_rule("ctVal", derivatives_only=True),
+        _positive_rule("ctMult", derivatives_only=True),
+        Rule(
+            "ctType in {linear, inverse}",
+            lambda: [
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="ctType", value_set=CT_TYPES, row_condition=DERIVATIVE
+                ),
+                gxe.ExpectColumnValuesToNotBeNull(column="ctType", row_condition=DERIVATIVE),
+            ],
+            lambda row: f"ctType is {fmt(row.get('ctType'))}",
+            lambda f, _: _derivative(f) & ~f["ctType"].isin(CT_TYPES),
+        ),
+        _positive_rule("lotSz", derivatives_only=False),
+        _positive_rule("minSz", derivatives_only=False),
+        _positive_rule("tickSz", derivatives_only=False),
+        Rule(
+            "max lever >= 1",
+            lambda: [
+                gxe.ExpectColumnValuesToNotBeNull(column="maxLever", row_condition=DERIVATIVE),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="maxLever", min_value=1, row_condition=DERIVATIVE
+                ),
+            ],
+            lambda row: f"max lever is {fmt(row.get('maxLever'))}",
+            lambda f, _: (
+                _derivative(f) & ~(pd.to_numeric(f["maxLever"], errors="coerce") >= 1).fillna(False)
+            ),
+        ),
+        Rule(
+            "state known",
+            lambda: [
+                gxe.ExpectColumnValuesToBeInSet(column="state", value_set=KNOWN_STATES),
+                gxe.ExpectColumnValuesToNotBeNull(column="state"),
+            ],
+            lambda row: f"state is {fmt(row.get('state'))}",
+            lambda f, _: ~f["state"].isin(KNOWN_STATES),
+        ),
+        Rule(
+            "instId unique",
+            lambda: [gxe.ExpectColumnValuesToBeUnique(column="instId")],
+            lambda row: "the instId appears twice",
+            lambda f, _: f["instId"].notna() & f.duplicated(["instId"], keep=False),
+        ),
     )
 }
+
+RULES: dict[str, dict[str, Rule]] = {"positions": POSITION_RULES, "instruments": INSTRUMENT_RULES}

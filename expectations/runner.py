@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,9 @@ from great_expectations.checkpoint import UpdateDataDocsAction
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.validator.v1_validator import Validator
 
-from expectations.instruments import instruments_suite
-from expectations.positions import positions_suite
 from expectations.report import FailingRow, RuleResult, ValidationReport
-from expectations.rules import INSTRUMENT_RULES, POSITION_RULES, Rule, explain_rows, fmt
+from expectations.rules import RULES, Rule, explain_rows, fmt
+from expectations.suites import suite
 
 logger = logging.getLogger("posguard.expectations")
 
@@ -46,11 +46,17 @@ class ExpectationsRunner:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self.context.data_sources.add_pandas(name="okx")
         self._definitions: dict[str, Any] = {}
-        for name, suite in (("positions", positions_suite()), ("instruments", instruments_suite())):
+        self._expected: dict[str, dict[str, int]] = {}
+        for name in ("positions", "instruments"):
             batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe(
                 "snapshot"
             )
-            saved = self.context.suites.add(suite)
+            declared = suite(name)
+            # How many expectations each rule declared: every one must come back each run.
+            self._expected[name] = dict(
+                Counter(str((e.meta or {}).get("rule")) for e in declared.expectations)
+            )
+            saved = self.context.suites.add(declared)
             self._definitions[name] = self.context.validation_definitions.add(
                 gx.ValidationDefinition(name=f"posguard-{name}", data=batch, suite=saved)
             )
@@ -110,17 +116,17 @@ class ExpectationsRunner:
         with self._lock:
             suites: list[tuple[str, pd.DataFrame, dict[str, Rule], list[str]]] = []
             if instruments is not None:
-                suites.append(("instruments", instruments, INSTRUMENT_RULES, INSTRUMENT_INDEX))
+                suites.append(("instruments", instruments, RULES["instruments"], INSTRUMENT_INDEX))
             if positions is not None:
                 # Zero-size records are kept by the frames but are not positions: skipped.
                 open_positions = positions[positions["is_open"]]
-                suites.append(("positions", open_positions, POSITION_RULES, POSITION_INDEX))
+                suites.append(("positions", open_positions, RULES["positions"], POSITION_INDEX))
             # Each suite's Data Docs page of this run, failing suites first.
             pages: list[tuple[bool, str]] = []
             for name, frame, rules, index in suites:
                 needed = [c for c in dict.fromkeys([*index, *self._columns[name]])]
                 gx_results, page = self._run(name, frame[needed], parameters, index, build_docs)
-                suite_results = _by_rule(name, gx_results, frame, rules)
+                suite_results = _by_rule(name, gx_results, frame, rules, self._expected[name])
                 results += suite_results
                 if page is not None:
                     pages.append((all(r.success for r in suite_results), page))
@@ -192,11 +198,17 @@ def _exception_message(info: Any) -> str | None:
 
 
 def _by_rule(
-    suite: str, gx_results: list[Any], frame: pd.DataFrame, rules: dict[str, Rule]
+    suite: str,
+    gx_results: list[Any],
+    frame: pd.DataFrame,
+    rules: dict[str, Rule],
+    expected: dict[str, int],
 ) -> list[RuleResult]:
-    grouped: dict[str, RuleResult] = {
-        name: RuleResult(expectation=name, suite=suite, success=True) for name in rules
-    }
+    """One result per declared rule, from GX's results. Nothing is assumed: a rule passes only
+    when every expectation it declared came back successful, and a declared rule that GX did
+    not report (or a result no rule declared) is a failure that says so."""
+    grouped: dict[str, RuleResult] = {}
+    reported: dict[str, int] = {}
     # Row numbers per failed rule, in GX's order; one rule may span several expectations.
     failing: dict[str, dict[int, None]] = {}
     for result in gx_results:
@@ -205,6 +217,12 @@ def _by_rule(
         outcome = grouped.setdefault(
             rule_name, RuleResult(expectation=rule_name, suite=suite, success=True)
         )
+        reported[rule_name] = reported.get(rule_name, 0) + 1
+        if rule_name not in rules:
+            outcome.success = False
+            outcome.failing.append(
+                FailingRow("", "", "", f"GX reported {config.type}, which no rule declares")
+            )
         if result.success:
             continue
         outcome.success = False
@@ -227,7 +245,24 @@ def _by_rule(
             rows.setdefault(int(item.get("row", -1)), None)
     for rule_name, rows in failing.items():
         grouped[rule_name].failing += explain_rows(frame, list(rows), rules.get(rule_name))
-    return list(grouped.values())
+    for name in rules:
+        if reported.get(name, 0) != expected.get(name, 0) or name not in expected:
+            outcome = grouped.setdefault(
+                name, RuleResult(expectation=name, suite=suite, success=True)
+            )
+            outcome.success = False
+            outcome.failing.append(
+                FailingRow(
+                    "",
+                    "",
+                    "",
+                    f"GX reported {reported.get(name, 0)} of the rule's "
+                    f"{expected.get(name, 0)} expectations: the suite and the declaration differ",
+                )
+            )
+    # Declared order first, so reports read the same every run.
+    order = {name: i for i, name in enumerate(rules)}
+    return sorted(grouped.values(), key=lambda r: order.get(r.expectation, len(order)))
 
 
 _shared: dict[Path | None, ExpectationsRunner] = {}

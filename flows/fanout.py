@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
 )
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from posguard.progress import Progress
@@ -58,6 +59,8 @@ def guard_accounts(
                 as_subflow=False,
                 parameters={"accounts": chunk, **common},
             )
+        if not isinstance(run, FlowRun):
+            raise TypeError("run_deployment returned a coroutine in sync code")
         triggered[run.id] = chunk
     finished: dict[UUID, str] = {}
     deadline = time.monotonic() + wait_seconds
@@ -69,7 +72,7 @@ def guard_accounts(
                     continue
                 state = client.read_flow_run(run_id).state
                 if state is not None and state.is_final():
-                    finished[run_id] = state.name
+                    finished[run_id] = state.name or state.type.value
             progress.update(len(finished))
             time.sleep(1)
         states = _account_states(client, triggered, finished, batched=size > 1)
@@ -112,9 +115,9 @@ def _account_states(
                 break
             offset += 200
     for child in children:
-        account = (child.parameters or {}).get("account")
-        if account and child.state is not None:
-            states[str(account)] = child.state.name
+        named = (child.parameters or {}).get("account")
+        if named and child.state is not None:
+            states[str(named)] = child.state.name or str(child.state.type.value)
     for run_id, chunk in triggered.items():
         for account in chunk:
             # A batch that crashed before reaching an account leaves no subflow for it.

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import flow
+from prefect import State, flow
 from prefect.states import Failed
 
 from flows.instruments import sync_instruments
 from flows.leverage import recalculate_leverage
 from flows.naming import batch_name, run_name
 from flows.reconcile import reconcile_positions
+
+
+def ended(state: object) -> State[Any]:
+    """A sync subflow called with `return_state=True` gives its final state (Prefect's types
+    also allow an awaitable, for async callers)."""
+    if not isinstance(state, State):
+        raise TypeError(f"a subflow returned {type(state).__name__}, not its state")
+    return state
 
 
 @flow(name="guard-account", flow_run_name=run_name, log_prints=False)
@@ -27,9 +35,11 @@ def guard_account(
     cycle was not observed), but it fails this run: a red account must not look green.
     """
     states = {
-        "instruments": sync_instruments(account, return_state=True),
-        "reconcile": reconcile_positions(account, policy, run_expectations, return_state=True),
-        "leverage": recalculate_leverage(account, dry_run, return_state=True),
+        "instruments": ended(sync_instruments(account, return_state=True)),
+        "reconcile": ended(
+            reconcile_positions(account, policy, run_expectations, return_state=True)
+        ),
+        "leverage": ended(recalculate_leverage(account, dry_run, return_state=True)),
     }
     failed = [name for name, state in states.items() if not state.is_completed()]
     if failed:
@@ -49,7 +59,7 @@ def guard_batch(
     failure is recorded as its own and the next account still runs."""
     outcome: dict[str, str] = {}
     for account in accounts:
-        state = guard_account(account, policy, dry_run, run_expectations, return_state=True)
+        state = ended(guard_account(account, policy, dry_run, run_expectations, return_state=True))
         outcome[account] = state.name or state.type.value
     failed = {a: s for a, s in outcome.items() if s != "Completed"}
     if failed:

@@ -32,7 +32,7 @@ def gates(pytest_args: Sequence[str] = ()) -> list[Gate]:
     return [
         Gate("ruff lint", (python, "-m", "ruff", "check", ".")),
         Gate("ruff format", (python, "-m", "ruff", "format", "--check", ".")),
-        Gate("mypy --strict (posguard/)", (python, "-m", "mypy")),
+        Gate("mypy --strict (every package)", (python, "-m", "mypy")),
         Gate("pytest (warnings are errors)", (python, "-m", "pytest", *pytest_args)),
     ]
 

@@ -381,3 +381,16 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         raise ConfigError(f"cannot read settings file {path}: {exc}") from None
     finally:
         _config_path.reset(token)
+
+
+def export_environment(
+    values: dict[str, str | None], defaults: dict[str, str] | None = None
+) -> None:
+    """Set environment variables for what reads them later in this process (Prefect reads its
+    API address when imported) and for the processes started from it (POSGUARD_CONFIG).
+    None leaves a variable as it is; `defaults` only fill what is unset."""
+    for name, value in values.items():
+        if value is not None:
+            os.environ[name] = value
+    for name, value in (defaults or {}).items():
+        os.environ.setdefault(name, value)

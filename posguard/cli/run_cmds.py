@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from posguard.cli.common import ConfigOption, guarded
+from posguard.settings import export_environment
 
 
 def register(app: typer.Typer) -> None:
@@ -37,10 +37,14 @@ def register(app: typer.Typer) -> None:
         # Prefect reads its API address when imported: point it at the demo's server first.
         state = state_dir.resolve()
         (state / "prefect").mkdir(parents=True, exist_ok=True)
-        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        os.environ["PREFECT_HOME"] = str(state / "prefect")
-        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        export_environment(
+            {
+                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_HOME": str(state / "prefect"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            },
+            defaults={"PREFECT_LOGGING_LEVEL": "WARNING"},
+        )
         from deployments.demo import DemoOptions, run_demo
 
         options = DemoOptions(
@@ -69,8 +73,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Serve every configured account's deployments (needs PREFECT_API_URL)."""
-        if config is not None:
-            os.environ["POSGUARD_CONFIG"] = str(config)
+        export_environment({"POSGUARD_CONFIG": None if config is None else str(config)})
         from deployments.serve import main
 
         raise typer.Exit(guarded(lambda: main(scheduled=not no_schedules)))

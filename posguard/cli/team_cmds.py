@@ -3,12 +3,12 @@ its workers); the Prefect side is imported only when asked for."""
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from posguard.cli.common import ConfigOption, print_json, reported_errors, settings_from
+from posguard.settings import export_environment
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +31,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start the server and the workers, deploy every account; hold until Ctrl-C."""
         settings = settings_from(config)
-        if config is not None:
-            os.environ["POSGUARD_CONFIG"] = str(config.resolve())
-        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        export_environment(
+            {
+                "POSGUARD_CONFIG": None if config is None else str(config.resolve()),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            }
+        )
         from deployments.team import team_up
 
         with reported_errors():
@@ -59,11 +62,16 @@ def register(app: typer.Typer) -> None:
         account (or batch) on the pool. Progress goes to stderr. Exit 1 when an account did
         not complete."""
         settings = settings_from(config)
-        if config is not None:
-            os.environ["POSGUARD_CONFIG"] = str(config.resolve())
-        os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{settings.team.port}/api")
-        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        export_environment(
+            {
+                "POSGUARD_CONFIG": None if config is None else str(config.resolve()),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            },
+            defaults={
+                "PREFECT_API_URL": f"http://127.0.0.1:{settings.team.port}/api",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            },
+        )
         from deployments.team import team_run
         from posguard.progress import progress_on_stderr
 
