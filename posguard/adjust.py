@@ -31,25 +31,11 @@ from posguard.errors import (
 )
 from posguard.leverage.scope import SHARED
 from posguard.okx import OkxClient
+from posguard.okx.codes import LEVERAGE_REFUSALS
 from posguard.registry import Registry
 
 logger = logging.getLogger("posguard.leverage")
 
-OUTCOME_CODES = {
-    "59101",
-    "59102",
-    "59103",
-    "59104",
-    "59105",
-    "59106",
-    "59107",
-    "59108",
-    "59109",
-    "59111",
-    "59112",
-    "59100",
-    "59000",
-}
 
 # Failures of a write that say nothing about whether it took effect.
 UNKNOWN_OUTCOME = (ExchangeTimeoutError, TransientExchangeError, MalformedResponseError)
@@ -182,7 +168,7 @@ def _apply(client: OkxClient, change: ScopeChange) -> ChangeOutcome:
             pos_side=change.pos_side if change.pos_side in ("long", "short") else None,
         )
     except RejectedError as exc:
-        if exc.code not in OUTCOME_CODES:
+        if exc.code not in LEVERAGE_REFUSALS:
             raise
         logger.warning(
             "leverage of %s %s %s not changed: %s %s",

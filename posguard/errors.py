@@ -140,10 +140,6 @@ class ConfigError(PosguardError):
     """posguard's settings are missing or invalid."""
 
 
-# Codes whose failure says nothing about the request itself: the same request can succeed later.
-_RETRYABLE_CODES = frozenset({"50001", "50011", "50013", "50026", "50040", "50061"})
-
-
 def is_retryable(exc: BaseException) -> bool:
     """Whether retrying the same call can help, by error class, HTTP status and OKX code.
 
@@ -162,5 +158,9 @@ def is_retryable(exc: BaseException) -> bool:
     ):
         if exc.http_status is not None and exc.http_status >= 500:
             return True
-        return exc.code in _RETRYABLE_CODES
+        # The code table of the OKX edge is the one place that says which codes are transient
+        # (imported here: it builds on these classes).
+        from posguard.okx.codes import RETRYABLE_CODES
+
+        return exc.code in RETRYABLE_CODES
     return False

@@ -84,14 +84,7 @@ def _number(value: Any) -> float | None:
 
 
 def policy_for(config: LeverageConfig, account: LeverageOverride | None) -> LeveragePolicy:
-    base = LeveragePolicy(
-        target_vol=config.target_vol,
-        vol_floor=config.vol_floor,
-        min_lever=config.min_lever,
-        max_lever=config.max_lever,
-        hysteresis=config.hysteresis,
-    )
-    return base.with_overrides(account.model_dump() if account else None)
+    return config.policy(account)
 
 
 def recalculate(

@@ -28,6 +28,7 @@ import csv
 import os
 import re
 from contextvars import ContextVar
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -47,7 +48,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from posguard.bars import Bar
+from posguard.drift.model import DriftSettings, HealPolicy
 from posguard.errors import ConfigError
+from posguard.leverage.policy import LeveragePolicy
 
 Region = Literal["global", "openapi", "aws", "us", "eea"]
 
@@ -104,17 +108,30 @@ class AccountSettings(BaseModel):
         return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
 
 
+# The pure code's own settings are where each default and its meaning live; the
+# configuration file's models below only add validation and take the defaults from them.
+_DRIFT = DriftSettings()
+_LEVERAGE = LeveragePolicy()
+
+
 class DriftConfig(BaseModel):
-    """The reconciliation engine's knobs (see posguard.drift.DriftSettings)."""
+    """The reconciliation engine's knobs (their meaning: posguard.drift.DriftSettings)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    confirm_after: int = Field(default=2, ge=1)
-    confirm_interval_seconds: float = Field(default=20.0, ge=0)
-    grace_seconds: float = Field(default=5.0, ge=0)
-    lookback_seconds: float = Field(default=3600.0, ge=0)
-    escalate_after: int = Field(default=10, ge=1)
-    heal: Literal["report", "heal"] = "report"
+    confirm_after: int = Field(default=_DRIFT.confirm_after, ge=1)
+    confirm_interval_seconds: float = Field(default=_DRIFT.confirm_interval_seconds, ge=0)
+    grace_seconds: float = Field(default=_DRIFT.grace_seconds, ge=0)
+    lookback_seconds: float = Field(default=_DRIFT.lookback_seconds, ge=0)
+    escalate_after: int = Field(default=_DRIFT.escalate_after, ge=1)
+    heal: HealPolicy = _DRIFT.heal
+
+    def engine_settings(self, policy: HealPolicy | None = None) -> DriftSettings:
+        """The engine's settings from this configuration (`policy` overrides `heal`)."""
+        values = {item.name: getattr(self, item.name) for item in fields(DriftSettings)}
+        if policy is not None:
+            values["heal"] = policy
+        return DriftSettings(**values)
 
 
 class LeverageConfig(BaseModel):
@@ -122,19 +139,22 @@ class LeverageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    target_vol: float = Field(default=0.25, gt=0)
-    vol_floor: float = Field(default=0.005, gt=0)
-    min_lever: float = Field(default=1.0, ge=0.01)
-    max_lever: float = Field(default=20.0, ge=0.01)
-    hysteresis: float = Field(default=0.15, ge=0, lt=1)
-    bar: Literal["1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6Hutc", "12Hutc", "1Dutc"] = (
-        "1m"
-    )
+    target_vol: float = Field(default=_LEVERAGE.target_vol, gt=0)
+    vol_floor: float = Field(default=_LEVERAGE.vol_floor, gt=0)
+    min_lever: float = Field(default=_LEVERAGE.min_lever, ge=0.01)
+    max_lever: float = Field(default=_LEVERAGE.max_lever, ge=0.01)
+    hysteresis: float = Field(default=_LEVERAGE.hysteresis, ge=0, lt=1)
+    bar: Bar = "1m"
     window: int = Field(default=60, ge=2, le=1440)
     method: Literal["realized", "atr"] = "realized"
     # Forbids every set-leverage call, whatever else says "apply".
     kill_switch: bool = False
     instruments: dict[str, LeverageOverride] = Field(default_factory=dict)
+
+    def policy(self, override: LeverageOverride | None = None) -> LeveragePolicy:
+        """The pure policy from this configuration, with an instrument's override on top."""
+        values = {item.name: getattr(self, item.name) for item in fields(LeveragePolicy)}
+        return LeveragePolicy(**values).with_overrides(override.model_dump() if override else None)
 
 
 # Prefect's SlackWebhook sends to Slack's own hosts only (any other URL is silently dropped).

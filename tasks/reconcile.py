@@ -13,15 +13,7 @@ from tasks.retry import LOCAL
 
 
 def drift_settings(policy: str | None = None) -> DriftSettings:
-    config = settings().drift
-    return DriftSettings(
-        confirm_after=config.confirm_after,
-        confirm_interval_seconds=config.confirm_interval_seconds,
-        grace_seconds=config.grace_seconds,
-        lookback_seconds=config.lookback_seconds,
-        escalate_after=config.escalate_after,
-        heal=policy or config.heal,  # type: ignore[arg-type]
-    )
+    return settings().drift.engine_settings(policy)  # type: ignore[arg-type]
 
 
 @task(name="reconcile", **LOCAL)

@@ -116,3 +116,17 @@ def test_messages_never_raise_on_missing_values(value: object) -> None:
     assert isinstance(exc.to_dict(), dict)
     data = DataError(f"field lever is {value!r}", field="lever", value=value, inst_id=None)
     assert "lever" in str(data)
+
+
+def test_a_bare_exchange_error_is_retried_by_the_code_table() -> None:
+    """An ExchangeError built without the table's class (a code read from a per-item sCode)
+    still retries exactly the codes the table calls transient."""
+    from posguard.errors import ExchangeError
+    from posguard.okx.codes import LEVERAGE_REFUSALS, RETRYABLE_CODES
+
+    for code in OKX_CODES:
+        bare = ExchangeError("refused", endpoint=CTX.path, code=code)
+        assert is_retryable(bare) is (code in RETRYABLE_CODES), code
+    assert "50004" not in RETRYABLE_CODES
+    assert "50011" in RETRYABLE_CODES
+    assert {c[:2] for c in LEVERAGE_REFUSALS} == {"59"}

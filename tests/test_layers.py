@@ -9,6 +9,7 @@ from pathlib import Path
 from posguard.settings import load_settings
 from tests.conftest import ROOT
 
+
 def test_the_library_imports_neither_prefect_nor_great_expectations() -> None:
     """Every module under posguard/ imported (found by walking the package, not listed by
     hand): neither Prefect nor GX is loaded. Ruff's banned imports (posguard/ruff.toml) say

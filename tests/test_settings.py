@@ -166,3 +166,24 @@ def test_team_mode_is_a_setting(tmp_path: Path) -> None:
     path.write_text('mode = "cluster"\n')
     with pytest.raises(ConfigError, match="mode"):
         load_settings(path)
+
+
+def test_the_configurable_bars_are_the_bars_with_a_length() -> None:
+    from typing import get_args
+
+    from posguard.bars import BAR_MS, Bar
+
+    assert set(get_args(Bar)) == set(BAR_MS)
+
+
+def test_configuration_defaults_are_the_pure_codes_defaults() -> None:
+    """The file's models take their defaults from the engine's and the policy's own."""
+    from posguard.drift import DriftSettings
+    from posguard.leverage.policy import LeveragePolicy
+    from posguard.settings import DriftConfig, LeverageConfig
+
+    assert DriftConfig().engine_settings() == DriftSettings()
+    assert DriftConfig(grace_seconds=9).engine_settings("heal") == DriftSettings(
+        grace_seconds=9, heal="heal"
+    )
+    assert LeverageConfig().policy() == LeveragePolicy()

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from posguard.okx.endpoints import BAR_MS
+from posguard.bars import BAR_MS
 
 Method = Literal["realized", "atr"]
 

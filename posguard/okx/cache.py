@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from posguard.bars import BAR_MS
 from posguard.okx import endpoints as ep
 
 CACHEABLE = {ep.INSTRUMENTS.path, ep.POSITION_TIERS.path, ep.CANDLES.path}
@@ -36,7 +37,7 @@ class PublicCache:
     def age_limit(self, endpoint: ep.Endpoint, params: dict[str, str]) -> float:
         if endpoint.path == ep.CANDLES.path:
             # A candle window is only as fresh as its bar: never keep it past one bar.
-            bar_ms = ep.BAR_MS.get(params.get("bar", "1m"), 60_000)
+            bar_ms = BAR_MS.get(params.get("bar", "1m"), 60_000)
             return min(self.max_age, bar_ms / 1000)
         return self.max_age
 

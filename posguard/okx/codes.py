@@ -24,6 +24,9 @@ from posguard.errors import (
 class CodeInfo:
     error: type[ExchangeError]
     remedy: str
+    # set-leverage refused the change for a reason of the account (orders, margin, limits):
+    # an outcome recorded on the plan with its reason, not an error, and never retried.
+    leverage_refusal: bool = False
 
 
 _RETRY_LATER = "posguard retries it with backoff; if it persists, check OKX's status page"
@@ -69,21 +72,62 @@ OKX_CODES: dict[str, CodeInfo] = {
     "51001": CodeInfo(RejectedError, "the instrument does not exist (delisted or renamed?)"),
     "51010": CodeInfo(RejectedError, "the account mode (acctLv) does not support this endpoint"),
     "58001": CodeInfo(RejectedError, "the trade password is wrong"),
-    "59000": CodeInfo(RejectedError, "close open positions and orders before changing settings"),
-    "59100": CodeInfo(RejectedError, "open positions block this leverage change"),
-    "59101": CodeInfo(RejectedError, "cancel pending isolated-margin orders, or skip"),
-    "59102": CodeInfo(RejectedError, "the leverage exceeds the maximum: clamp it"),
-    "59103": CodeInfo(RejectedError, "margin is insufficient for a lower leverage"),
-    "59104": CodeInfo(RejectedError, "the position tier caps this leverage: lower it"),
-    "59105": CodeInfo(RejectedError, "the leverage is below the minimum"),
-    "59106": CodeInfo(RejectedError, "the order tier's maximum margin was exceeded"),
-    "59107": CodeInfo(RejectedError, "cancel pending cross-margin orders, or skip"),
-    "59108": CodeInfo(RejectedError, "leverage too low for the margin: raise it"),
-    "59109": CodeInfo(RejectedError, "equity is below the margin needed after the change"),
-    "59111": CodeInfo(RejectedError, "portfolio-margin accounts cannot query or set this leverage"),
-    "59112": CodeInfo(RejectedError, "cancel pending orders before changing leverage, or skip"),
+    "59000": CodeInfo(
+        RejectedError,
+        "close open positions and orders before changing settings",
+        leverage_refusal=True,
+    ),
+    "59100": CodeInfo(
+        RejectedError, "open positions block this leverage change", leverage_refusal=True
+    ),
+    "59101": CodeInfo(
+        RejectedError, "cancel pending isolated-margin orders, or skip", leverage_refusal=True
+    ),
+    "59102": CodeInfo(
+        RejectedError, "the leverage exceeds the maximum: clamp it", leverage_refusal=True
+    ),
+    "59103": CodeInfo(
+        RejectedError, "margin is insufficient for a lower leverage", leverage_refusal=True
+    ),
+    "59104": CodeInfo(
+        RejectedError, "the position tier caps this leverage: lower it", leverage_refusal=True
+    ),
+    "59105": CodeInfo(RejectedError, "the leverage is below the minimum", leverage_refusal=True),
+    "59106": CodeInfo(
+        RejectedError, "the order tier's maximum margin was exceeded", leverage_refusal=True
+    ),
+    "59107": CodeInfo(
+        RejectedError, "cancel pending cross-margin orders, or skip", leverage_refusal=True
+    ),
+    "59108": CodeInfo(
+        RejectedError, "leverage too low for the margin: raise it", leverage_refusal=True
+    ),
+    "59109": CodeInfo(
+        RejectedError, "equity is below the margin needed after the change", leverage_refusal=True
+    ),
+    "59111": CodeInfo(
+        RejectedError,
+        "portfolio-margin accounts cannot query or set this leverage",
+        leverage_refusal=True,
+    ),
+    "59112": CodeInfo(
+        RejectedError,
+        "cancel pending orders before changing leverage, or skip",
+        leverage_refusal=True,
+    ),
     "59216": CodeInfo(RejectedError, "the position does not exist"),
 }
+
+
+# Codes whose failure says nothing about the request itself: the same request can succeed
+# later. (50004, a timeout, is not among them: a write's outcome is then unknown.)
+RETRYABLE_CODES = frozenset(
+    code
+    for code, info in OKX_CODES.items()
+    if issubclass(info.error, TransientExchangeError)
+    and not issubclass(info.error, ExchangeTimeoutError)
+)
+LEVERAGE_REFUSALS = frozenset(code for code, info in OKX_CODES.items() if info.leverage_refusal)
 
 
 def code_info(code: str | None) -> CodeInfo:

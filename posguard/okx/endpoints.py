@@ -105,19 +105,3 @@ ALL_ENDPOINTS: tuple[Endpoint, ...] = (
     FILLS_HISTORY,
 )
 BY_PATH: dict[str, Endpoint] = {e.path: e for e in ALL_ENDPOINTS}
-
-
-# Candle bars OKX serves (market/candles `bar`), with their length in milliseconds.
-BAR_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1H": 3_600_000,
-    "2H": 7_200_000,
-    "4H": 14_400_000,
-    "6Hutc": 21_600_000,
-    "12Hutc": 43_200_000,
-    "1Dutc": 86_400_000,
-}

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from posguard.bars import BAR_MS
 from posguard.okx import endpoints as ep
-from posguard.okx.endpoints import BAR_MS
 from posguard.sim import book
 from posguard.sim.book import Account, Position, SimRefusal
 from posguard.sim.market import (

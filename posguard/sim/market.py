@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from posguard.okx.endpoints import BAR_MS
+from posguard.bars import BAR_MS
 from posguard.sim.numbers import dec, okx_str, round_to
 
 # Reference prices (USD) for instruments a scenario does not price.
