@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -41,6 +41,13 @@ logger = logging.getLogger("posguard.leverage")
 UNKNOWN_OUTCOME = (ExchangeTimeoutError, TransientExchangeError, MalformedResponseError)
 
 
+Outcome = Literal[
+    "applied", "not_applied", "unknown", "refused", "mismatch", "dry_run", "blocked", "duplicate"
+]
+# A change asked for and not known to have taken effect: `leverage apply` exits non-zero.
+NOT_TAKEN_EFFECT: frozenset[Outcome] = frozenset({"not_applied", "unknown", "mismatch"})
+
+
 @dataclass(frozen=True)
 class ChangeOutcome:
     instId: str
@@ -48,8 +55,7 @@ class ChangeOutcome:
     mgnMode: str
     from_lever: float | None
     to_lever: float | None
-    # applied | not_applied | unknown | refused | mismatch | dry_run | blocked | duplicate
-    outcome: str
+    outcome: Outcome
     code: str | None
     reason: str
     legs: tuple[str, ...] = ()  # posSide of each open position the scope covers
@@ -93,7 +99,7 @@ class ScopeChange:
     def key(self) -> tuple[str, str, str]:
         return (self.inst_id, self.mgn_mode, self.pos_side)
 
-    def outcome(self, outcome: str, reason: str, code: str | None = None) -> ChangeOutcome:
+    def outcome(self, outcome: Outcome, reason: str, code: str | None = None) -> ChangeOutcome:
         return ChangeOutcome(
             instId=self.inst_id,
             posSide=self.pos_side,

@@ -69,6 +69,11 @@ def _instant(value: Any, where: str) -> int:
         raise TimelineError(f"{where}: {exc}") from None
 
 
+def settings_document(settings: DriftSettings) -> dict[str, Any]:
+    """A timeline's `settings` object: what `parse_settings` reads back."""
+    return {item.name: getattr(settings, item.name) for item in fields(DriftSettings)}
+
+
 def parse_settings(raw: Any, source: str) -> DriftSettings:
     if raw is None:
         return DriftSettings()

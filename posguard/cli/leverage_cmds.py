@@ -15,7 +15,6 @@ leverage_app = typer.Typer(
 AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Account name.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 # Outcomes where the exchange did not do what the plan asked, or nobody can tell: exit 3.
-NOT_TAKEN_EFFECT = frozenset({"not_applied", "unknown", "mismatch"})
 
 
 def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool) -> None:
@@ -42,6 +41,7 @@ def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool
                 if registry is not None:
                     registry.close()
 
+    from posguard.adjust import NOT_TAKEN_EFFECT
     from posguard.recalculate import LeverageReport
 
     report = guarded(work)

@@ -11,6 +11,7 @@ from typing import Any
 
 from posguard.drift.model import DriftSettings, iso_ms
 from posguard.okx import endpoints as ep
+from posguard.replay import settings_document
 from posguard.sim.exchange import SimExchange
 from posguard.sim.scenario import Scenario
 
@@ -80,14 +81,7 @@ def scenario_timeline(
     inst_ids = sorted({str(s.inst_id) for s in scenario.steps if s.inst_id})
     return {
         "account": name,
-        "settings": {
-            "confirm_after": settings.confirm_after,
-            "confirm_interval_seconds": settings.confirm_interval_seconds,
-            "grace_seconds": settings.grace_seconds,
-            "lookback_seconds": settings.lookback_seconds,
-            "escalate_after": settings.escalate_after,
-            "heal": settings.heal,
-        },
+        "settings": settings_document(settings),
         "instruments": {
             "code": "0",
             "msg": "",

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from posguard.drift.model import DriftSettings, Key, iso_ms
+from posguard.replay import settings_document
 from posguard.sim.book import SimRefusal, leverage_of
 from posguard.sim.exchange import ArmedFault, SimExchange
 from posguard.sim.numbers import okx_str
@@ -513,14 +514,7 @@ class World:
         settings = self.settings
         timeline = {
             "account": self.account,
-            "settings": {
-                "confirm_after": settings.confirm_after,
-                "confirm_interval_seconds": settings.confirm_interval_seconds,
-                "grace_seconds": settings.grace_seconds,
-                "lookback_seconds": settings.lookback_seconds,
-                "escalate_after": settings.escalate_after,
-                "heal": settings.heal,
-            },
+            "settings": settings_document(settings),
             "instruments": {
                 "code": "0",
                 "msg": "",
