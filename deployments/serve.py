@@ -5,6 +5,7 @@ Needs a running Prefect server (PREFECT_API_URL): schedules only run there.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from prefect import serve
@@ -15,7 +16,9 @@ from posguard.errors import PosguardError
 from posguard.settings import load_settings
 
 
-def main(scheduled: bool = True, paused: bool = False) -> int:
+def main(scheduled: bool = True, paused: bool = False, cold: bool = False) -> int:
+    """Serve every account's deployments: warm (runs in this process's threads, imports paid
+    once) unless `cold` (Prefect's serve: a fresh interpreter per run)."""
     try:
         settings = load_settings()
     except PosguardError as exc:
@@ -32,14 +35,32 @@ def main(scheduled: bool = True, paused: bool = False) -> int:
 
         return team_up(settings, config_file_path(), scheduled=scheduled)
     ensure_alerting(settings.alerts)
-    # Without pause_on_shutdown=False a restart would leave every schedule paused.
-    serve(
-        *deployments_for(settings, scheduled=scheduled, paused=paused),
-        pause_on_shutdown=False,
+    deployments = deployments_for(settings, scheduled=scheduled, paused=paused)
+    if cold:
+        # Without pause_on_shutdown=False a restart would leave every schedule paused.
+        serve(*deployments, pause_on_shutdown=False, limit=8)
+        return 0
+    from deployments.warm import WarmServer
+    from flows import guard_account, recalculate_leverage, reconcile_positions, sync_instruments
+
+    warm = WarmServer(
+        deployments,
+        [sync_instruments, reconcile_positions, recalculate_leverage, guard_account],
         limit=8,
     )
+    signal.signal(signal.SIGTERM, lambda *_: warm.stopping.set())
+    try:
+        warm.serve()
+    except KeyboardInterrupt:
+        warm.stopping.set()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(scheduled="--no-schedules" not in sys.argv, paused="--paused" in sys.argv))
+    sys.exit(
+        main(
+            scheduled="--no-schedules" not in sys.argv,
+            paused="--paused" in sys.argv,
+            cold="--cold" in sys.argv,
+        )
+    )

@@ -19,6 +19,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.deployments import run_deployment
+from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.team import Team, TeamOptions, deploy_to_pool
@@ -103,6 +104,9 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
         options = TeamOptions(
             database_url=f"postgresql+asyncpg://127.0.0.1:5432/{prefect_db}",
             workers=2,
+            # Two runs per worker: the one holding the fan-out has room for one batch, so the
+            # other worker must take batches too (checked below).
+            runs_per_worker=2,
             port=free_port(),
             state_dir=tmp_path,
             config=config,
@@ -154,6 +158,12 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
                 batches = client.read_flow_runs(
                     flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-batch"])), limit=100
                 )
+                submitted = client.read_events(
+                    filter=EventFilter(
+                        event=EventNameFilter(name=["prefect.worker.submitted-flow-run"])
+                    ),
+                    limit=50,
+                ).events
     print(
         f"team up {up - began:.1f} s, 20 accounts {ran - up:.1f} s, "
         f"down {time.monotonic() - ran:.1f} s"
@@ -163,6 +173,12 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
     assert all(r.state.is_completed() for r in guard_runs)
     assert sorted(r.parameters["account"] for r in guard_runs) == sorted(ACCOUNTS + ACCOUNTS[:2])
     assert len(batches) == 5
+    # Both workers ran flow runs (the pool's work was shared, not done by one of them).
+    by_worker: dict[str, int] = {}
+    for event in submitted:
+        by_worker[event.resource.id] = by_worker.get(event.resource.id, 0) + 1
+    assert len(by_worker) == 2, by_worker
+    assert sum(by_worker.values()) >= 6  # the fan-out and five batches, at least
     assert all(b.state is not None and b.state.is_completed() for b in batches)
     with Registry(registry_url) as registry:
         events = registry.events()

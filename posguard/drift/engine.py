@@ -131,6 +131,22 @@ def reconcile(cycle: CycleInput, memory: EngineMemory, settings: DriftSettings) 
     return _Cycle(cycle, memory, settings, exchange).run()
 
 
+# Causes that only say the evidence named nothing more specific.
+GENERIC_CAUSES = frozenset({"unknown", "size_changed"})
+# Causes a venue record (positions-history, fills) names.
+EVIDENCE_CAUSES = frozenset({"closed", "liquidated", "adl"})
+
+
+def _named(earlier: str, now: str) -> str:
+    """The cause of a discrepancy after another look: newer evidence may name it better, but
+    evidence that named it once does not un-happen. A record seen at an earlier observation
+    and missing now (a history page cut short, a record past the lookback) leaves the cause
+    it named (soak seed 1 life 1640: a partial ADL seen, then "size_changed" on a short page)."""
+    if now in GENERIC_CAUSES and earlier in EVIDENCE_CAUSES:
+        return earlier
+    return now
+
+
 class _Cycle(Lives):
     """One cycle's diff and per-key decisions."""
 
@@ -402,10 +418,10 @@ class _Cycle(Lives):
         if finding.conclusive or counted:
             self._confirm(key, pending, finding, row)
         else:
-            pending.cause = finding.cause  # newer evidence may name the cause better
+            pending.cause = _named(pending.cause, finding.cause)
 
     def _confirm(self, key: Key, pending: Pending, finding: Finding, row: dict[str, Any]) -> None:
-        cause = finding.cause
+        cause = _named(pending.cause, finding.cause)
         if not finding.conclusive and pending.kind == "DRIFT_ADD" and cause == "unknown":
             cause = "external"  # seen twice on the exchange, never recorded by the bot
         pending.confirmed = True

@@ -74,7 +74,14 @@ class Lives:
             return False
         fills = self.evidence.fills_of(key)
         later = fills[fills["stamp"] > seen.seen_ms] if not fills.empty else fills
-        return ev.closing_fills(later).empty
+        closing = ev.closing_fills(later)
+        if not closing.empty and self._modes_share_fills(key):
+            # Fills carry no margin mode: a close the other mode's history records at that
+            # instant is that mode's (soak seed 1 life 888 read an isolated close as the end
+            # of the cross position an answer had lost, and a confirmed discrepancy twice).
+            others = self._other_mode_records(key)
+            closing = closing[~closing["stamp"].astype("int64").isin(list(others))]
+        return closing.empty
 
     def _exchange_life(self, row: dict[str, Any]) -> Life | None:
         c_time = whole(row.get("cTime_ex"))
@@ -130,6 +137,11 @@ class Lives:
             # A life opened around the write (a quick reopen): the row's size may tell which
             # of the lives of that moment it records.
             close = [c for c in before if c[1] > written - IDENTITY_TOLERANCE_MS - self.grace_ms]
+            earlier = [c for c in before if c not in close]
+            if earlier:
+                # ... or the life alive before them, which the bot may have been recording
+                # as the venue replaced it (a flip right after the write).
+                close.insert(0, earlier[-1])
             sized = [c for c in close if self._size_matches(c, row, history)]
             if len(sized) == 1:
                 return sized[0], "written"
@@ -149,6 +161,14 @@ class Lives:
         newest = ev.newest_record_of(history, life)
         if newest is not None and newest.get("openMaxPos") is not None:
             held.append(abs(float(newest["openMaxPos"])))
+        if newest is not None and newest.get("type") in ev.FULL_CLOSE_TYPES:
+            # What it held last: what its final close closed (a bot records the size it
+            # partly closed down to, then the venue closes the rest; soak seed 1 life 1522).
+            fills = self.evidence.fills_of(key_of(str(row["key"])))
+            if not fills.empty:
+                final = ev.closing_fills(fills[fills["stamp"] == int(newest["uTime"])])
+                if not final.empty:
+                    held.append(float(final["fillSz"].sum()))
         half_lot = float(self.lot_sizes.get(str(row.get("instId")), 0.0)) / 2 + SIZE_EPSILON
         return any(abs(abs(size) - amount) < half_lot for amount in held)
 
@@ -304,7 +324,10 @@ class Lives:
     ) -> int | None:
         """When the key's newest fill (before the row was written) opened a position that no
         full close in the history and no fill has closed since: that time; else None."""
-        if fills.empty or self._modes_share_fills(key):
+        if fills.empty:
+            return None
+        shared = self._modes_share_fills(key)
+        if shared and key[1] != "net":
             return None
         before = fills[fills["stamp"] <= written + IDENTITY_TOLERANCE_MS]
         if before.empty:
@@ -314,6 +337,22 @@ class Lives:
         sub_type = ordered["subType"].iloc[-1]
         if pd.isna(sub_type) or int(sub_type) not in ev.OPEN_FILLS:
             return None
+        if shared:
+            # In net mode an opening fill opens (or adds to) a long (3) or a short (4). The
+            # other margin mode held the opposite direction then, without a close since:
+            # it could not have taken this fill (a flip would have begun a life there), so
+            # the fill is this key's (soak seed 1 life 728: an isolated long opened beside a
+            # cross short, both lost from two answers in a row).
+            direction = "long" if int(sub_type) == 3 else "short"
+            other = self._other_mode_direction_at(key, opened)
+            if other is None or other == direction:
+                return None
+            closing = ev.closing_fills(fills[fills["stamp"] > opened])
+            others = self._other_mode_records(key)
+            if not closing.empty:
+                closing = closing[~closing["stamp"].astype("int64").isin(list(others))]
+            if not closing.empty:
+                return None
         if not self.evidence.fills_complete_since(opened):
             return None
         # Strictly later: a quick reopen closes the old life and opens the new one within
@@ -380,6 +419,50 @@ class Lives:
                 if moment is not None:
                     began.add(moment)
         return stamp_ms in began
+
+    def _other_mode_direction_at(self, key: Key, stamp_ms: int) -> str | None:
+        """The direction (long/short) of the position the other margin mode held at
+        `stamp_ms` (net mode), when a life of it is known to have begun before and not to
+        have ended by then; None when unknown."""
+        inst_id, pos_side, mgn_mode = key
+        other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+        history = self.evidence.history_of(other)
+        # Lives with a full close recorded: their direction, and when they ended.
+        ended: dict[int, int] = {}
+        for life, newest in ev.lives(history):
+            if newest.get("type") in ev.FULL_CLOSE_TYPES:
+                ended[life[1]] = int(newest["uTime"])
+            if life[1] < stamp_ms and ended.get(life[1], stamp_ms + 1) > stamp_ms:
+                direction = newest.get("direction")
+                if direction in ("long", "short"):
+                    return str(direction)
+        began: int | None = None
+        row = self._row_of(other)
+        if row is not None and row["_merge"] != "right_only":
+            c_time = whole(row.get("cTime_ex"))
+            size = number(row.get("pos_ex"))
+            if c_time is not None and c_time < stamp_ms and size:
+                return "long" if size > 0 else "short"
+        seen = self.state.seen.get(key_text(other))
+        if seen is not None and seen.c_time < stamp_ms and seen.c_time not in ended:
+            began = seen.c_time
+        if began is None:
+            return None
+        # The fill that began it says which way it went.
+        fills = self.evidence.fills_of(other)
+        at_start = ev.opening_fills(fills[fills["stamp"] == began]) if not fills.empty else fills
+        if len(at_start) != 1:
+            return None
+        return "long" if int(at_start["subType"].iloc[0]) == 3 else "short"
+
+    def _other_mode_records(self, key: Key) -> set[int]:
+        """When the other margin mode's history recorded something (its records' uTime)."""
+        inst_id, pos_side, mgn_mode = key
+        other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+        history = self.evidence.history_of(other)
+        if history.empty:
+            return set()
+        return {int(u) for u in history["uTime"].dropna().tolist()}
 
     def _row_of(self, key: Key) -> dict[str, Any] | None:
         """The joined row of a key, or None when neither side has it."""

@@ -1,0 +1,137 @@
+"""Served flow runs without a process per run.
+
+Prefect's `serve` starts every flow run in a fresh interpreter, which imports pandas, Prefect,
+GX and the flows again: seconds of CPU for a reconcile whose stages take a fraction of one
+(issue 14). `WarmServer` is a long-lived process that has imported all of that once. It
+registers the same deployments (schedules, parameters, tags: the UI shows and starts them as
+before), polls the server for their scheduled runs like Prefect's runner does, claims each
+with a Pending state, and runs it in one of its threads through Prefect's own engine
+(`run_flow` with the flow run): the same states, logs, artifacts, events and concurrency
+limits as a spawned run.
+
+What it gives up, on purpose: a run cannot be killed half-way from the UI (a run cancelled
+while it runs ends at its next state change), and a fault that kills the interpreter ends
+every run in it (posguard's runs are short and turn their errors into states). The spawning
+`serve` stays available (`posguard serve --cold`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect import Flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import Abort
+from prefect.flow_engine import run_flow
+from prefect.states import Crashed, Pending
+from prefect.types._datetime import now
+from prefect.utilities.engine import propose_state_sync
+
+logger = logging.getLogger("posguard.warm")
+
+
+class WarmServer:
+    """Runs the scheduled and on-demand runs of `deployments` in this process's threads."""
+
+    def __init__(
+        self,
+        deployments: Sequence[RunnerDeployment],
+        flows: Sequence[Flow[..., Any]],
+        *,
+        limit: int = 8,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        by_name = {flow.name: flow for flow in flows}
+        missing = sorted({d.flow_name or "" for d in deployments} - set(by_name))
+        if missing:
+            raise ValueError(f"no flow object for the deployments of {', '.join(missing)}")
+        self._deployments = list(deployments)
+        self._by_name = by_name
+        self._limit = limit
+        self._poll_seconds = poll_seconds
+        self._flows: dict[UUID, Flow[..., Any]] = {}
+        self._running: set[UUID] = set()
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def register(self) -> list[UUID]:
+        """Create or update every deployment on the server; returns their ids."""
+        for deployment in self._deployments:
+            deployment_id = deployment.apply()
+            if not isinstance(deployment_id, UUID):
+                raise TypeError("RunnerDeployment.apply returned a coroutine in sync code")
+            self._flows[deployment_id] = self._by_name[deployment.flow_name or ""]
+        return list(self._flows)
+
+    def serve(self) -> None:
+        """Register, then run what is due until `stopping` is set (Ctrl-C sets it)."""
+        self.register()
+        logger.info("serving %d deployments warm (%d runs at once)", len(self._flows), self._limit)
+        with (
+            get_client(sync_client=True) as client,
+            ThreadPoolExecutor(self._limit, thread_name_prefix="warm-run") as pool,
+        ):
+            while not self.stopping.is_set():
+                try:
+                    self._poll(client, pool)
+                except Exception:  # the server restarting: poll again, never stop serving
+                    logger.exception("polling for scheduled runs failed; retrying")
+                self.stopping.wait(self._poll_seconds)
+
+    def _poll(self, client: SyncPrefectClient, pool: ThreadPoolExecutor) -> None:
+        due = client.get_scheduled_flow_runs_for_deployments(
+            deployment_ids=list(self._flows), scheduled_before=now("UTC") + timedelta(seconds=1)
+        )
+        due.sort(
+            key=lambda run: (run.next_scheduled_start_time is None, run.next_scheduled_start_time)
+        )
+        for flow_run in due:
+            with self._lock:
+                if flow_run.id in self._running:
+                    continue
+                if len(self._running) >= self._limit:
+                    return  # sorted: nothing later fits either
+            if not self._claim(client, flow_run.id):
+                continue
+            with self._lock:
+                self._running.add(flow_run.id)
+            # Read again as the engine wants it (the schedule query answers a summary).
+            pool.submit(self._execute, client.read_flow_run(flow_run.id))
+
+    def _claim(self, client: SyncPrefectClient, flow_run_id: UUID) -> bool:
+        """Pending, as Prefect's runner proposes it: the server may refuse (a deployment's
+        concurrency limit, another server that took the run first)."""
+        try:
+            state = propose_state_sync(client, Pending(), flow_run_id=flow_run_id)
+        except Abort as exc:
+            logger.info("flow run %s not started: %s", flow_run_id, exc)
+            return False
+        return bool(state.is_pending())
+
+    def _execute(self, flow_run: FlowRun) -> None:
+        flow = self._flows.get(flow_run.deployment_id) if flow_run.deployment_id else None
+        try:
+            if flow is not None:
+                run_flow(flow, flow_run=flow_run, return_type="state")
+        except BaseException as exc:  # the engine records flow errors; this is the rest
+            logger.exception("flow run %s crashed outside its flow", flow_run.id)
+            try:
+                with get_client(sync_client=True) as client:
+                    propose_state_sync(
+                        client,
+                        Crashed(message=f"crashed in the warm server: {exc!r}"),
+                        flow_run_id=flow_run.id,
+                    )
+            except Exception:
+                logger.exception("could not mark flow run %s crashed", flow_run.id)
+        finally:
+            with self._lock:
+                self._running.discard(flow_run.id)
