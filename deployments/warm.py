@@ -38,6 +38,17 @@ from prefect.utilities.engine import propose_state_sync
 logger = logging.getLogger("posguard.warm")
 
 
+class _ThreadTimeoutNotice(logging.Filter):
+    """Prefect warns, on every task run with a timeout outside the main thread, that the
+    timeout cannot interrupt a blocking call. posguard's tasks bound their I/O themselves
+    (httpx timeouts on every OKX call, the database driver's), and the task timeout still
+    applies once a call returns: the notice is said once when serving starts, not per task."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (message.startswith("Timeout of") and "worker thread" in message)
+
+
 class WarmServer:
     """Runs the scheduled and on-demand runs of `deployments` in this process's threads."""
 
@@ -61,6 +72,7 @@ class WarmServer:
         self._running: set[UUID] = set()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
+        self.registered = threading.Event()  # every deployment exists on the server
 
     def register(self) -> list[UUID]:
         """Create or update every deployment on the server; returns their ids."""
@@ -74,7 +86,14 @@ class WarmServer:
     def serve(self) -> None:
         """Register, then run what is due until `stopping` is set (Ctrl-C sets it)."""
         self.register()
-        logger.info("serving %d deployments warm (%d runs at once)", len(self._flows), self._limit)
+        self.registered.set()
+        logging.getLogger("prefect.task_runs").addFilter(_ThreadTimeoutNotice())
+        logger.info(
+            "serving %d deployments warm (%d runs at once); task timeouts apply after a "
+            "blocking call returns (OKX and database calls have their own timeouts)",
+            len(self._flows),
+            self._limit,
+        )
         with (
             get_client(sync_client=True) as client,
             ThreadPoolExecutor(self._limit, thread_name_prefix="warm-run") as pool,

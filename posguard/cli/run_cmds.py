@@ -70,10 +70,21 @@ def register(app: typer.Typer) -> None:
         no_schedules: Annotated[
             bool, typer.Option("--no-schedules", help="Register for on-demand runs only.")
         ] = False,
+        cold: Annotated[
+            bool,
+            typer.Option(
+                "--cold",
+                help="Prefect's own serve: a fresh interpreter per run (seconds of imports "
+                "each) instead of runs in this process's threads.",
+            ),
+        ] = False,
         config: ConfigOption = None,
     ) -> None:
-        """Serve every configured account's deployments (needs PREFECT_API_URL)."""
+        """Serve every configured account's deployments (needs PREFECT_API_URL).
+
+        Runs execute in this process (imports and the GX context paid once), with Prefect's
+        states, logs and artifacts; --cold starts a process per run instead."""
         export_environment({"POSGUARD_CONFIG": None if config is None else str(config)})
         from deployments.serve import main
 
-        raise typer.Exit(guarded(lambda: main(scheduled=not no_schedules)))
+        raise typer.Exit(guarded(lambda: main(scheduled=not no_schedules, cold=cold)))
