@@ -1,62 +1,172 @@
-"""The deployments: each flow, per account, with its schedule (settings.schedules)."""
+"""The deployments, declared once: each flow per account, with its schedule, parameters,
+tags and concurrency (settings.schedules).
+
+`planned` is the declaration. From it come the deployments `posguard serve` registers
+(`deployments_for`) and `prefect.yaml` for `prefect deploy --all` on a process work pool
+(`prefect_yaml`; `python -m deployments.build > prefect.yaml` writes it, and a test checks the
+committed file is what the example settings give).
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
+from prefect import Flow
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Interval
 
 from flows import guard_account, recalculate_leverage, reconcile_positions, sync_instruments
 from posguard.settings import Settings
+
+POOL = "posguard"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One deployment of one flow for one account."""
+
+    flow: Flow[..., Any]
+    entrypoint: str
+    account: str
+    parameters: dict[str, Any]
+    description: str
+    interval_seconds: int | None = None  # None: on demand only
+    # A run that finds the previous one still running is cancelled, not queued: late runs
+    # must not pile up behind a slow or stopped worker (the flow also takes a strict
+    # per-account concurrency limit).
+    cancel_new: bool = False
+    tags: list[str] = field(default_factory=list)
+
+
+def planned(settings: Settings) -> list[Planned]:
+    plans = settings.schedules
+    out: list[Planned] = []
+    for account in sorted(settings.accounts):
+        tags = ["posguard", f"account:{account}"]
+        out += [
+            Planned(
+                sync_instruments,
+                "flows/instruments.py:sync_instruments",
+                account,
+                {"account": account},
+                f"Instrument specs for {account}, validated and recorded",
+                plans.instruments_seconds,
+                tags=tags,
+            ),
+            Planned(
+                reconcile_positions,
+                "flows/reconcile.py:reconcile_positions",
+                account,
+                {"account": account, "policy": settings.drift.heal},
+                f"Positions of {account} vs the registry",
+                plans.reconcile_seconds,
+                cancel_new=True,
+                tags=tags,
+            ),
+            Planned(
+                recalculate_leverage,
+                "flows/leverage.py:recalculate_leverage",
+                account,
+                {"account": account, "dry_run": plans.leverage_dry_run},
+                f"Volatility-targeted leverage plan for {account}",
+                plans.leverage_seconds,
+                tags=tags,
+            ),
+            Planned(
+                guard_account,
+                "flows/guard.py:guard_account",
+                account,
+                {
+                    "account": account,
+                    "policy": settings.drift.heal,
+                    "dry_run": plans.leverage_dry_run,
+                },
+                f"All of the above for {account}, on demand",
+                tags=tags,
+            ),
+        ]
+    return out
+
+
+def _limit(plan: Planned) -> ConcurrencyLimitConfig | None:
+    if not plan.cancel_new:
+        return None
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
 def deployments_for(
     settings: Settings, *, scheduled: bool = True, paused: bool = False
 ) -> list[Any]:
     """RunnerDeployments for `serve`; without schedules (or paused) they run on demand."""
-    plans = settings.schedules
     built: list[Any] = []
-    for account in sorted(settings.accounts):
-        tags = ["posguard", f"account:{account}"]
-
-        def every(seconds: int, account: str = account) -> dict[str, Any]:
-            if not scheduled:
-                return {}
-            return {
-                "schedule": Interval(timedelta(seconds=seconds), parameters={"account": account})
-            }
-
-        built += [
-            sync_instruments.to_deployment(
-                name=account,
+    for plan in planned(settings):
+        schedule: dict[str, Any] = {}
+        if scheduled and plan.interval_seconds is not None:
+            schedule["schedule"] = Interval(
+                timedelta(seconds=plan.interval_seconds), parameters={"account": plan.account}
+            )
+        built.append(
+            plan.flow.to_deployment(
+                name=plan.account,
                 paused=paused,
-                parameters={"account": account},
-                tags=tags,
-                description=f"Instrument specs for {account}, validated and recorded",
-                **every(plans.instruments_seconds),
-            ),
-            reconcile_positions.to_deployment(
-                name=account,
-                paused=paused,
-                parameters={"account": account, "policy": settings.drift.heal},
-                tags=tags,
-                description=f"Positions of {account} vs the registry",
-                **every(plans.reconcile_seconds),
-            ),
-            recalculate_leverage.to_deployment(
-                name=account,
-                paused=paused,
-                parameters={"account": account, "dry_run": plans.leverage_dry_run},
-                tags=tags,
-                description=f"Volatility-targeted leverage plan for {account}",
-                **every(plans.leverage_seconds),
-            ),
-            guard_account.to_deployment(
-                name=account,
-                parameters={"account": account, "policy": settings.drift.heal},
-                tags=tags,
-                description=f"All of the above for {account}, on demand",
-            ),
-        ]
+                parameters=plan.parameters,
+                tags=plan.tags,
+                description=plan.description,
+                concurrency_limit=_limit(plan),
+                **schedule,
+            )
+        )
     return built
+
+
+HEADER = """\
+# Generated by `python -m deployments.build > prefect.yaml` from posguard.example.toml: edit
+# deployments/build.py (the one declaration), not this file.
+# `prefect deploy --all` deploys posguard's flows for each account to a process work pool
+# (prefect work-pool create posguard --type process; then POSGUARD_PROJECT_DIR=$PWD prefect
+# worker start --pool posguard). `posguard serve` registers the same deployments without a pool.
+"""
+
+
+def prefect_yaml(settings: Settings) -> str:
+    """prefect.yaml for every account of `settings`, from the same declaration."""
+    deployments: list[dict[str, Any]] = []
+    for plan in planned(settings):
+        entry: dict[str, Any] = {
+            "name": plan.account,
+            "entrypoint": plan.entrypoint,
+            "description": plan.description,
+            "parameters": dict(plan.parameters),
+            "tags": list(plan.tags),
+        }
+        if plan.cancel_new:
+            entry["concurrency_limit"] = {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+        if plan.interval_seconds is not None:
+            entry["schedules"] = [{"interval": plan.interval_seconds, "timezone": "UTC"}]
+        entry["work_pool"] = {"name": POOL}
+        deployments.append(entry)
+    document = {
+        "name": "posguard",
+        "prefect-version": "3.8.8",
+        "pull": [
+            {
+                "prefect.deployments.steps.set_working_directory": {
+                    "directory": "{{ $POSGUARD_PROJECT_DIR }}"
+                }
+            }
+        ],
+        "deployments": deployments,
+    }
+    return HEADER + "\n" + yaml.safe_dump(document, sort_keys=False, width=100)
+
+
+if __name__ == "__main__":
+    from posguard.settings import load_settings
+
+    example = sys.argv[1] if len(sys.argv) > 1 else "posguard.example.toml"
+    sys.stdout.write(prefect_yaml(load_settings(Path(example))))

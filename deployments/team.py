@@ -28,12 +28,12 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from deployments.build import POOL, planned
 from deployments.server import PrefectServer, prefect_env
 from posguard.errors import ConfigError
 from posguard.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-POOL = "posguard"
 
 
 @dataclass
@@ -148,14 +148,18 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
     names: list[str] = []
     # Loaded once: from_source imports the flow's module, which would cost every account.
     per_account = loaded(guard_account.from_source(source, "flows/guard.py:guard_account"))
-    for account in sorted(settings.accounts):
+    # The per-account guard deployments as declared for `serve` and prefect.yaml.
+    for plan in planned(settings):
+        if plan.flow.name != "guard-account":
+            continue
         per_account.deploy(
-            name=account,
-            parameters={"account": account, "policy": settings.drift.heal},
-            tags=["posguard", f"account:{account}"],
+            name=plan.account,
+            parameters=plan.parameters,
+            tags=plan.tags,
+            description=plan.description,
             **common,
         )
-        names.append(f"guard-account/{account}")
+        names.append(f"guard-account/{plan.account}")
     loaded(guard_batch.from_source(source, "flows/guard.py:guard_batch")).deploy(
         name="all", tags=["posguard"], parameters={"policy": settings.drift.heal}, **common
     )

@@ -59,6 +59,31 @@ def test_prefect_yaml_entrypoints_exist() -> None:
         assert f"def {name}(" in (ROOT / path).read_text()
 
 
+def test_prefect_yaml_is_the_declaration_for_the_example_settings() -> None:
+    """Deployments are declared once (deployments/build.py); the committed prefect.yaml is
+    generated from it (`python -m deployments.build > prefect.yaml`)."""
+    from deployments.build import prefect_yaml
+
+    settings = load_settings(ROOT / "posguard.example.toml")
+    assert (ROOT / "prefect.yaml").read_text() == prefect_yaml(settings)
+
+
+def test_served_and_yaml_deployments_are_the_same_plan() -> None:
+    import yaml
+
+    from deployments.build import deployments_for, prefect_yaml
+
+    settings = load_settings(ROOT / "posguard.example.toml")
+    served = deployments_for(settings)
+    document = yaml.safe_load(prefect_yaml(settings))["deployments"]
+    assert [(d.flow_name, d.name, d.parameters) for d in served] == [
+        (e["entrypoint"].split(":")[1].replace("_", "-"), e["name"], e["parameters"])
+        for e in document
+    ]
+    reconcile = next(d for d in served if d.flow_name == "reconcile-positions")
+    assert reconcile.concurrency_limit == 1
+
+
 def test_the_example_settings_file_is_valid(tmp_path: Path) -> None:
     settings = load_settings(ROOT / "posguard.example.toml")
     assert settings.account("main").demo
