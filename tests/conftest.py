@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,22 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.fail(f"the OKX samples are expected beside the project at {SAMPLES}")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One Prefect test server per session, shared by every test directory that needs an API
+    (tests/flows, tests/tasks): a second harness would cost another server start, and the
+    process-wide host rate limiter remembers limits created on the first server."""
+    # Imported here: the tests that need no Prefect API do not pay for importing it.
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings(
+            # A 1-second heartbeat join per flow run is the harness's biggest cost; tests only.
+            {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ),
+    ):
+        yield

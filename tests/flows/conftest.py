@@ -1,4 +1,4 @@
-"""One Prefect test server per session, and the incident on the simulator behind the flows."""
+"""The incident on the simulator behind the flows (the Prefect test server: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from posguard.sim import SimExchange, SimServer
 from tasks.context import reload_settings
 from tests.sim.conftest import MAIN, shipped
-
-
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings(
-            # A 1-second heartbeat join per flow run is the harness's biggest cost; tests only.
-            {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-        ),
-    ):
-        yield
 
 
 def write_settings(folder: Path, base_url: str, **extra: str) -> Path:
