@@ -230,7 +230,11 @@ class Team:
             try:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                # A worker still shutting down after 30 s is killed, and reaped: an unreaped
+                # child is a zombie (and a ResourceWarning in the team test).
+                with suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)  # its own session: children too
+                worker.wait(timeout=30)
         self.server.stop()
 
     def __enter__(self) -> Team:
