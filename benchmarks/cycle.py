@@ -132,10 +132,10 @@ def pipeline_pass(
     base_url: str, measure: Callable[[str], AbstractContextManager[Any]]
 ) -> dict[str, Any]:
     from posguard import frames
-    from posguard.contract import positions_frame
+    from posguard.frames.contract import positions_frame
     from posguard.leverage import resolve_leverage
-    from posguard.reconcile import run_cycle
-    from posguard.snapshot import INSTRUMENT_FIELDS, POSITION_FIELDS, AccountSnapshot
+    from posguard.stages.cycle import run_cycle
+    from posguard.stages.fetch import INSTRUMENT_FIELDS, POSITION_FIELDS, AccountSnapshot
     from tasks.context import okx, registry, settings
     from tasks.publish import publish_drift, publish_positions, publish_validation
     from tasks.reconcile import drift_settings

@@ -32,8 +32,8 @@ import pandas as pd
 from sqlalchemy import insert
 
 from posguard.frames import parse_positions
-from posguard.reconcile import run_cycle
 from posguard.registry import Registry, schema, sqlite_url
+from posguard.stages.cycle import run_cycle
 
 ACCOUNT = "aged"
 POSITIONS = 50

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from posguard.drift import DriftSettings
-from posguard.replay import Timeline, replay
+from posguard.stages.replay import Timeline, replay
 from tests.drift.builders import at, env, position, registry_row
 
 

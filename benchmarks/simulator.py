@@ -59,7 +59,7 @@ def seed_registry(settings: Any, accounts: list[str]) -> None:
     from posguard import frames
     from posguard.okx import OkxClient
     from posguard.registry import Registry
-    from posguard.snapshot import POSITION_FIELDS
+    from posguard.stages.fetch import POSITION_FIELDS
 
     with Registry(settings.resolved_registry_url) as registry:
         for name in accounts:

@@ -2,7 +2,7 @@
 
     uv run python benchmarks/validation.py [--sizes 1000 10000 100000] [--repeat 3]
 
-Both sides start from the same contract frame (posguard.contract.positions_frame: the joins,
+Both sides start from the same contract frame (posguard.frames.contract.positions_frame: the joins,
 notional, lot and liqPx columns that any evaluation of these rules needs) and end with the same
 output: every failing row named (instId, posSide, mgnMode) and explained per rule, by the same
 `explain_rows` (the script checks the two outputs are equal). Printed per size:
@@ -28,8 +28,8 @@ import pandas as pd
 
 from expectations.report import RuleResult
 from expectations.rules import POSITION_RULES, Parameters, rule_result
-from posguard.contract import positions_frame
 from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames.contract import positions_frame
 from posguard.leverage import resolve_leverage
 from tests.conftest import SAMPLES
 

@@ -180,7 +180,7 @@ def _lever_above_max(frame: pd.DataFrame, _: Parameters) -> pd.Series:
     return lever.notna() & most.notna() & (lever > most).fillna(False)
 
 
-# Over the open positions of `posguard.contract.positions_frame` (zero-size records are not
+# Over the open positions of `posguard.frames.contract.positions_frame` (zero-size records are not
 # positions and are skipped). Row conditions are avoided on purpose: each one makes GX filter
 # the whole frame again, so scoping lives in derived columns instead (NA where out of scope).
 POSITION_RULES: dict[str, Rule] = {
@@ -317,7 +317,7 @@ POSITION_RULES: dict[str, Rule] = {
     )
 }
 
-# Over `posguard.contract.instruments_frame`: contract specs posguard's arithmetic depends on.
+# Over `posguard.frames.contract.instruments_frame`: the specs posguard's arithmetic needs.
 DERIVATIVE = Column(name="is_derivative") == True  # noqa: E712 - a GX condition
 
 

@@ -102,7 +102,7 @@ class ExpectationsRunner:
         tolerance: float = 0.01,
         build_docs: bool = False,
     ) -> ValidationReport:
-        """Validate contract frames (posguard.contract) and report failures by rule.
+        """Validate contract frames (posguard.frames.contract) and report failures by rule.
 
         `instruments` None skips the instruments suite: instrument specs change hourly at
         most, so the reconcile cycle validates them in the instruments flow, not every 30 s.

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import task
 
-from posguard import frames, snapshot
-from posguard.snapshot import AccountSnapshot, fetch_snapshot
+from posguard import frames
+from posguard.stages import fetch as fetch_stage
+from posguard.stages.fetch import AccountSnapshot, fetch_snapshot
 from tasks.context import okx, registry, settings
 from tasks.retry import RETRYING
 
@@ -28,7 +29,7 @@ class AccountState:
 def fetch_instruments(account: str, inst_type: str = "SWAP") -> pd.DataFrame:
     """The instruments of the account's environment (demo specs can differ from production)."""
     with okx(account) as client:
-        return snapshot.fetch_instruments(client, inst_type)
+        return fetch_stage.fetch_instruments(client, inst_type)
 
 
 @task(name="fetch-account-state", **RETRYING)

@@ -1,10 +1,10 @@
-"""The leverage task: plan, and apply when asked (posguard.recalculate)."""
+"""The leverage task: plan, and apply when asked (posguard.stages.leverage_plan)."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from posguard.recalculate import LeverageReport, recalculate
+from posguard.stages.leverage_plan import LeverageReport, recalculate
 from tasks.context import okx, registry, settings
 from tasks.retry import RETRYING
 

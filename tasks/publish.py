@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from posguard.drift import DriftEvent
-from posguard.recalculate import LeverageReport
+from posguard.stages.leverage_plan import LeverageReport
 from tasks.retry import LOCAL
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The reconcile task: one engine cycle against the registry (posguard.reconcile.run_cycle)."""
+"""The reconcile task: one engine cycle against the registry (posguard.stages.cycle.run_cycle)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 from prefect import task
 
 from posguard.drift import DriftSettings
-from posguard.reconcile import CycleOutcome, run_cycle
+from posguard.stages.cycle import CycleOutcome, run_cycle
 from tasks.context import registry, settings
 from tasks.fetch import AccountState
 from tasks.retry import LOCAL

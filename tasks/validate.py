@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from prefect import task
 
-from posguard.contract import instruments_frame, positions_frame
+from posguard.frames.contract import instruments_frame, positions_frame
 from tasks.context import settings
 from tasks.retry import LOCAL
 

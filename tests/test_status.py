@@ -14,7 +14,7 @@ from posguard.cli import app
 from posguard.cli.status_cmd import age_text
 from posguard.drift import EngineMemory
 from posguard.registry import Registry, sqlite_url
-from posguard.replay import replay, timeline_from
+from posguard.stages.replay import replay, timeline_from
 from posguard.status import last_cycle, status
 
 TIMELINE = Path(__file__).resolve().parent / "timelines" / "confirmation-needs-time.json"

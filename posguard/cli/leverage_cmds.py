@@ -20,8 +20,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool) -> None:
     from posguard.cli.inspect_cmds import _only_account
     from posguard.okx import OkxClient
-    from posguard.recalculate import recalculate
     from posguard.registry import Registry
+    from posguard.stages.leverage_plan import recalculate
 
     settings = settings_from(config)
     name = account or guarded(lambda: _only_account(settings))
@@ -41,8 +41,8 @@ def _run(account: str | None, config: Path | None, *, apply: bool, as_json: bool
                 if registry is not None:
                     registry.close()
 
-    from posguard.adjust import NOT_TAKEN_EFFECT
-    from posguard.recalculate import LeverageReport
+    from posguard.stages.leverage_apply import NOT_TAKEN_EFFECT
+    from posguard.stages.leverage_plan import LeverageReport
 
     report = guarded(work)
     assert isinstance(report, LeverageReport)

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         invalid (the message names the step and the member).
         """
         from posguard.errors import PosguardError
-        from posguard.replay import load_timeline, replay
+        from posguard.stages.replay import load_timeline, replay
 
         def skipped(message: str) -> None:
             typer.echo(f"replay: {message}", err=True)

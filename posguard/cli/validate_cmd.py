@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         expectation passes, 1 when one fails, 2 when an input is unreadable or invalid.
         """
         from posguard import frames
-        from posguard.contract import instruments_frame, positions_frame
+        from posguard.frames.contract import instruments_frame, positions_frame
         from posguard.leverage import resolve_leverage
 
         try:

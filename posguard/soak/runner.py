@@ -1,7 +1,7 @@
 """`posguard soak`: many lives through the real reconciliation path, judged by the oracle.
 
 Each life is played on the simulator (`world`), written as a replay timeline, replayed
-through `posguard.replay` (the frames parser, `run_cycle`, the registry: the code path of
+through `posguard.stages.replay` (the frames parser, `run_cycle`, the registry: the code path of
 the scheduled flow) and judged against the simulator's truth (`oracle`). A failing life's
 timeline is written out: `posguard replay` reproduces it exactly.
 """
@@ -22,9 +22,9 @@ from typing import Any
 from posguard.drift.model import DriftEvent, DriftSettings, HealPolicy
 from posguard.errors import PosguardError
 from posguard.registry import sqlite_url
-from posguard.replay import replay, timeline_from
 from posguard.soak.oracle import Failure, judge
 from posguard.soak.world import LifeRecord, Shape, Trouble, World
+from posguard.stages.replay import replay, timeline_from
 
 COUNTS = (
     "false_confirmed",

@@ -11,9 +11,9 @@ from typing import Any
 
 from posguard.drift.model import DriftSettings, iso_ms
 from posguard.okx import endpoints as ep
-from posguard.replay import settings_document
 from posguard.sim.exchange import SimExchange
 from posguard.sim.scenario import Scenario
+from posguard.stages.replay import settings_document
 
 ERROR_KINDS = {"http_error", "timeout", "rate_limit", "malformed"}
 

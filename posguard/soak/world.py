@@ -26,11 +26,11 @@ from decimal import Decimal
 from typing import Any
 
 from posguard.drift.model import DriftSettings, Key, iso_ms
-from posguard.replay import settings_document
 from posguard.sim.book import SimRefusal, leverage_of
 from posguard.sim.exchange import ArmedFault, SimExchange
 from posguard.sim.numbers import okx_str
 from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step
+from posguard.stages.replay import settings_document
 
 INSTRUMENTS = (
     "XRP-USDT-SWAP",

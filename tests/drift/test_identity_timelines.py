@@ -13,7 +13,7 @@ import pytest
 
 from posguard.drift import DriftEvent
 from posguard.errors import PosguardError
-from posguard.replay import replay, timeline_from
+from posguard.stages.replay import replay, timeline_from
 
 TIMELINES = Path(__file__).resolve().parents[1] / "timelines"
 

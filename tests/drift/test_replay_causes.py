@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from posguard.drift import DriftEvent
-from posguard.replay import replay, timeline_from
+from posguard.stages.replay import replay, timeline_from
 from tests.drift.builders import (
     at,
     fill,

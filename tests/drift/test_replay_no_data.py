@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
-from posguard.replay import replay, timeline_from
+from posguard.stages.replay import replay, timeline_from
 from tests.drift.builders import registry_row, sync, timeline
 
 runner = CliRunner()

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
-from posguard.contract import positions_frame
 from posguard.frames import load_records, parse_instruments, parse_positions
+from posguard.frames.contract import positions_frame
 from tests.conftest import SAMPLES
 
 runner = CliRunner()

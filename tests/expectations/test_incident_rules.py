@@ -8,8 +8,8 @@ import pytest
 
 from expectations.report import ValidationReport
 from expectations.runner import ExpectationsRunner, shared_runner
-from posguard.contract import instruments_frame, positions_frame
 from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
 from tests.conftest import SAMPLES
 

@@ -17,8 +17,8 @@ from expectations.report import RuleResult
 from expectations.rules import RULES, rule_result
 from expectations.runner import ALLOWED_POS_SIDES, ExpectationsRunner, shared_runner
 from expectations.suites import suite
-from posguard.contract import instruments_frame, positions_frame
 from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
 from tests.conftest import SAMPLES
 

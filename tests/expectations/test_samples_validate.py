@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from expectations.runner import shared_runner
-from posguard.contract import instruments_frame, positions_frame
 from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
 from tests.conftest import SAMPLES
 

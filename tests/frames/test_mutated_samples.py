@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posguard.contract import positions_frame
 from posguard.errors import DataError
 from posguard.frames import entities as E
 from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_records
+from posguard.frames.contract import positions_frame
 from posguard.frames.detect import Entity
 from posguard.frames.schema import Schema
 from posguard.leverage import resolve_leverage

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from posguard.okx import OkxClient
-from posguard.recalculate import recalculate
 from posguard.registry import Registry, sqlite_url
 from posguard.settings import AccountSettings, LeverageConfig
 from posguard.sim import SimExchange, SimServer
+from posguard.stages.leverage_plan import recalculate
 from tests.sim.conftest import MAIN, client_for, scenario, shipped
 
 CONFIG = LeverageConfig(target_vol=0.25, window=60)

@@ -9,13 +9,13 @@ import httpx
 import pandas as pd
 import pytest
 
-from posguard.adjust import apply_plan
 from posguard.errors import OutcomeUnknownError, TransientExchangeError, is_retryable
 from posguard.okx import OkxClient
-from posguard.recalculate import recalculate
 from posguard.registry import Registry, sqlite_url
 from posguard.settings import AccountSettings, LeverageConfig
 from posguard.sim import SimExchange, SimServer
+from posguard.stages.leverage_apply import apply_plan
+from posguard.stages.leverage_plan import recalculate
 from tests.helpers import FakeOkx, answer, envelope
 from tests.sim.conftest import MAIN, shipped
 

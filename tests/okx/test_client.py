@@ -24,7 +24,7 @@ from posguard.errors import (
 from posguard.frames import parse_instruments, parse_positions
 from posguard.okx.envelope import CallContext, decode
 from posguard.okx.signing import okx_timestamp, verify
-from posguard.snapshot import INSTRUMENT_FIELDS, POSITION_FIELDS
+from posguard.stages.fetch import INSTRUMENT_FIELDS, POSITION_FIELDS
 from tests.conftest import SAMPLES
 from tests.helpers import (
     FAKE_KEY,

@@ -12,8 +12,8 @@ import sys
 
 from posguard.drift import DriftSettings
 from posguard.frames import parse_positions, parse_positions_history
-from posguard.reconcile import run_cycle
 from posguard.registry import Registry
+from posguard.stages.cycle import run_cycle
 
 ACCOUNT = "main"
 SNAPSHOT_MS = 1_766_189_100_000

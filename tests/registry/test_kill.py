@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from posguard.reconcile import WRITE_POINTS
 from posguard.registry import Registry
+from posguard.stages.cycle import WRITE_POINTS
 from tests.registry.kill_cycle import ACCOUNT, SNAPSHOT_MS, cycle
 
 ROOT = Path(__file__).resolve().parents[2]

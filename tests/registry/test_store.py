@@ -11,8 +11,8 @@ import pytest
 from posguard.drift import DriftEvent, DriftSettings, HealAction, Pending
 from posguard.errors import ConfigError, ConflictError, RegistryError
 from posguard.frames import parse_positions, parse_positions_history
-from posguard.reconcile import run_cycle
 from posguard.registry import Registry
+from posguard.stages.cycle import run_cycle
 
 KEY = ("XRP-USDT-SWAP", "net", "cross")
 

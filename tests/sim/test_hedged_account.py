@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from posguard.cli import app
 from posguard.okx import OkxClient
-from posguard.recalculate import recalculate
 from posguard.settings import AccountSettings, LeverageConfig
 from posguard.sim import SimExchange, SimServer
 from posguard.sim.book import SimRefusal, leverage_rows, set_leverage
+from posguard.stages.leverage_plan import recalculate
 from tests.sim.conftest import MAIN, client_for, scenario, shipped
 from tests.sim.test_cli_against_sim import settings_file
 

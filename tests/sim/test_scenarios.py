@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
-from posguard.contract import positions_frame
 from posguard.frames import parse_instruments, parse_positions
+from posguard.frames.contract import positions_frame
 from posguard.sim import ScenarioError, SimExchange, SimServer
 from posguard.sim.cli_support import load_for_cli, parse_account_option
 from posguard.sim.scenario import parse_instant, shipped_scenarios

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from posguard.sim import SimExchange, SimServer
-from posguard.snapshot import fetch_snapshot
+from posguard.stages.fetch import fetch_snapshot
 from tests.sim.conftest import MAIN, client_for, scenario, shipped
 
 

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
-from posguard.replay import load_timeline, replay
 from posguard.soak import SoakPlan, run_soak
 from posguard.soak.runner import COUNTS, LifeOutcome, play, write_failures
+from posguard.stages.replay import load_timeline, replay
 
 runner = CliRunner()
 

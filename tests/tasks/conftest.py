@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from posguard import snapshot
 from posguard.settings import Settings
 from posguard.sim import SimExchange, SimServer
+from posguard.stages import fetch as fetch_stage
 from tasks.context import reload_settings
 from tests.flows.conftest import write_settings
 from tests.sim.conftest import client_for, shipped
@@ -60,7 +60,7 @@ def main_account(incident_sim: SimServer, incident_folder: Path) -> Iterator[Set
 def instruments(incident_sim: SimServer) -> pd.DataFrame:
     """The simulator's SWAP instruments, read by a plain client (no Prefect API needed)."""
     with client_for(incident_sim) as client:
-        return snapshot.fetch_instruments(client)
+        return fetch_stage.fetch_instruments(client)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """`posguard replay`: a timeline (shared/docs/replay-format.md) through the real engine.
 
 No network and no Prefect: each `sync` step's envelopes are parsed by `posguard.frames`,
-reconciled by `posguard.reconcile.run_cycle` against a registry (a temporary SQLite file
+reconciled by `posguard.stages.cycle.run_cycle` against a registry (a temporary SQLite file
 unless told otherwise), exactly as the scheduled flow does.
 
 The registry's clock is the timeline's: a `registry_write` is recorded at its `at` (what the
@@ -24,9 +24,9 @@ import pandas as pd
 from posguard import frames
 from posguard.drift import DriftEvent, DriftSettings
 from posguard.errors import DataError, PosguardError
-from posguard.reconcile import run_cycle
 from posguard.registry import Registry, sqlite_url
 from posguard.sim.scenario import parse_instant
+from posguard.stages.cycle import run_cycle
 
 SYNC_MEMBERS = {
     "positions": frames.parse_positions,

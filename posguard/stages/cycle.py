@@ -23,7 +23,7 @@ from posguard.drift.engine import forget_healed, healed_event
 from posguard.errors import ConflictError
 from posguard.registry import Registry
 
-logger = logging.getLogger("posguard.reconcile")
+logger = logging.getLogger("posguard.stages.cycle")
 
 ATTEMPTS = 3
 # Points inside a cycle's transaction where a crash is survivable; `checkpoint` is called

@@ -9,19 +9,19 @@ from typing import Any
 
 import pandas as pd
 
-from posguard.adjust import ChangeOutcome, apply_plan
 from posguard.leverage.policy import LeveragePolicy, plan
 from posguard.leverage.volatility import Volatility, estimate, not_available
 from posguard.okx import OkxClient
 from posguard.registry import Registry
 from posguard.settings import LeverageConfig, LeverageOverride
-from posguard.snapshot import (
+from posguard.stages.fetch import (
     AccountSnapshot,
     fetch_candles,
     fetch_instruments,
     fetch_snapshot,
     fetch_tiers,
 )
+from posguard.stages.leverage_apply import ChangeOutcome, apply_plan
 
 logger = logging.getLogger("posguard.leverage")
 

@@ -21,7 +21,7 @@ from posguard.frames.entities import INSTRUMENTS, POSITIONS
 from posguard.leverage import resolve_leverage
 from posguard.okx import OkxClient, Record
 
-logger = logging.getLogger("posguard.snapshot")
+logger = logging.getLogger("posguard.stages.fetch")
 
 # What parse_positions reads: the rest of OKX's ~60 fields per record is dropped on decoding.
 POSITION_FIELDS = frozenset(POSITIONS.wire_names)
