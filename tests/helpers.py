@@ -95,3 +95,25 @@ class FakeOkx:
             limiter=RateLimiter(clock=fake_clock, sleep=fake_clock.sleep),
             wall_clock_ms=wall_ms or (lambda: self.server_ms),
         )
+
+
+def xrp_position(**fields: str) -> dict[str, Any]:
+    """The incident's XRP position as OKX sends it (108 contracts of 100 XRP at 1.93): it
+    passes every position rule; `fields` change it."""
+    record: dict[str, Any] = {
+        "instType": "SWAP",
+        "instId": "XRP-USDT-SWAP",
+        "mgnMode": "cross",
+        "posSide": "net",
+        "pos": "108",
+        "avgPx": "1.93",
+        "markPx": "1.93",
+        "lever": "5",
+        "notionalUsd": "20844",
+        "liqPx": "",
+        "posId": "1",
+        "cTime": "1",
+        "uTime": "1",
+    }
+    record.update(fields)
+    return record

@@ -18,26 +18,10 @@ from posguard.cli import app
 from posguard.frames import load_records, parse_instruments, parse_positions
 from posguard.frames.contract import positions_frame
 from tests.conftest import SAMPLES
+from tests.helpers import xrp_position as xrp
 
 runner = CliRunner()
 INSTRUMENTS = SAMPLES / "instruments_swap_ccxt_markets_info.json"
-
-
-def xrp(**fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "instType": "SWAP",
-        "instId": "XRP-USDT-SWAP",
-        "mgnMode": "cross",
-        "posSide": "net",
-        "pos": "108",
-        "avgPx": "1.93",
-        "markPx": "1.93",
-        "lever": "5",
-        "notionalUsd": "20844",
-        "liqPx": "",
-    }
-    record.update(fields)
-    return record
 
 
 def saved(folder: Path, name: str, document: Any) -> Path:

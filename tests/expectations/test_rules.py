@@ -21,30 +21,10 @@ from posguard.frames import load_records, parse_instruments, parse_leverage_info
 from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
 from tests.conftest import SAMPLES
+from tests.helpers import xrp_position as position
 
 INSTRUMENTS = parse_instruments(load_records(SAMPLES / "instruments_swap_ccxt_markets_info.json"))
 Record = dict[str, str]
-
-
-def position(**fields: str) -> Record:
-    """An XRP position that passes every rule (108 contracts of 100 XRP at 1.93)."""
-    record = {
-        "instType": "SWAP",
-        "instId": "XRP-USDT-SWAP",
-        "mgnMode": "cross",
-        "posSide": "net",
-        "pos": "108",
-        "avgPx": "1.93",
-        "markPx": "1.93",
-        "lever": "5",
-        "notionalUsd": "20844",
-        "liqPx": "",
-        "posId": "1",
-        "cTime": "1",
-        "uTime": "1",
-    }
-    record.update(fields)
-    return record
 
 
 def _spec(inst_id: str, **fields: Any) -> pd.DataFrame:
