@@ -416,7 +416,14 @@ class _Cycle(Lives):
         if finding.hold and counted and pending.count < self.settings.escalate_after:
             counted = False  # not gone: wait for evidence, up to the escalation
         if finding.conclusive or counted:
+            held = finding.hold and not finding.conclusive
+            if held:
+                # Confirmed by the escalation itself: this alert is the "still unresolved"
+                # one, not followed by an escalation a cycle later (found by the engine's
+                # table tests: two alerts 30 s apart for one held discrepancy).
+                finding.evidence["held_until_escalation"] = True
             self._confirm(key, pending, finding, row)
+            pending.escalated = pending.escalated or held
         else:
             pending.cause = _named(pending.cause, finding.cause)
 
