@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from posguard.okx import endpoints as ep
 from posguard.okx.signing import verify
-from posguard.sim import funding
+from posguard.sim import endpoints, funding
 from posguard.sim.book import Account, SimRefusal
 from posguard.sim.exchange import SimExchange
 from posguard.sim.scenario import ScenarioError, Step, parse_instant, validate_scenario
@@ -215,24 +215,24 @@ def handle(
             # The exchange's clock: simulated time, the time of every record it serves.
             return [{"ts": str(exchange.now_ms())}]
         if endpoint is ep.INSTRUMENTS:
-            return exchange.instruments_data(params)
+            return endpoints.instruments(exchange, params)
         if endpoint is ep.POSITION_TIERS:
-            return exchange.tiers_data(params)
+            return endpoints.tiers(exchange, params)
         if endpoint in (ep.CANDLES, ep.HISTORY_CANDLES):
-            return exchange.candles_data(params, history=endpoint is ep.HISTORY_CANDLES)
+            return endpoints.candles(exchange, params, history=endpoint is ep.HISTORY_CANDLES)
         assert account is not None  # private endpoints were authenticated
         if endpoint is ep.ACCOUNT_CONFIG:
-            return exchange.config_data(account)
+            return endpoints.config(exchange, account)
         if endpoint is ep.POSITIONS:
-            return exchange.positions_data(account, params, faults)
+            return endpoints.positions(exchange, account, params, faults)
         if endpoint is ep.POSITIONS_HISTORY:
-            return exchange.history_data(account, params)
+            return endpoints.history(exchange, account, params)
         if endpoint is ep.LEVERAGE_INFO:
-            return exchange.leverage_data(account, params)
+            return endpoints.leverage(exchange, account, params)
         if endpoint is ep.SET_LEVERAGE:
-            return exchange.set_leverage_data(account, payload)
+            return endpoints.set_leverage(exchange, account, payload)
         if endpoint in (ep.FILLS, ep.FILLS_HISTORY):
-            return exchange.fills_data(account, params, history=endpoint is ep.FILLS_HISTORY)
+            return endpoints.fills(exchange, account, params, history=endpoint is ep.FILLS_HISTORY)
         if endpoint is funding.CURRENCIES:
             return funding.currencies_data(exchange.instruments, params)
     raise SimRefusal("50000", "Endpoint not simulated", 404)

@@ -11,6 +11,7 @@ from typing import Any
 
 from posguard.drift.model import DriftSettings, iso_ms
 from posguard.okx import endpoints as ep
+from posguard.sim import endpoints
 from posguard.sim.exchange import SimExchange
 from posguard.sim.scenario import Scenario
 from posguard.stages.replay import settings_document
@@ -61,7 +62,7 @@ def scenario_timeline(
             exchange.consume(failed)
             members = {"positions": {"error": _error(failed.fault.kind, failed.fault)}}
         else:
-            records = exchange.positions_data(book, {"instType": "SWAP"}, faults)
+            records = endpoints.positions(exchange, book, {"instType": "SWAP"}, faults)
             members = {"positions": {"code": "0", "msg": "", "data": records}}
         since = at_ms - lookback_ms
         history = [r for r in book.history if since <= int(r["uTime"]) <= at_ms]

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from posguard.drift.model import DriftSettings, Key, iso_ms
+from posguard.sim import endpoints
 from posguard.sim.book import SimRefusal, leverage_of
 from posguard.sim.exchange import ArmedFault, SimExchange
 from posguard.sim.numbers import okx_str
@@ -438,7 +439,7 @@ class World:
             members["positions"] = {"error": rng.choice(ERRORS)}
             poll.observed = False
         else:
-            records = self.exchange.positions_data(self.book, {"instType": "SWAP"}, faults)
+            records = endpoints.positions(self.exchange, self.book, {"instType": "SWAP"}, faults)
             members["positions"] = {"code": "0", "msg": "", "data": records}
         # Writes landing while the snapshot is taken are visible to the registry read.
         self._run_until(done)
