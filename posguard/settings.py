@@ -149,6 +149,10 @@ class LeverageConfig(BaseModel):
     method: Literal["realized", "atr"] = "realized"
     # Forbids every set-leverage call, whatever else says "apply".
     kill_switch: bool = False
+    # Whether runs started through Prefect (the UI, the API, a schedule) may call set-leverage
+    # on this host: a run's dry_run=false alone changes nothing. The second key is this
+    # host's own file; `posguard leverage apply` on the host's shell is not gated by it.
+    apply: bool = False
     instruments: dict[str, LeverageOverride] = Field(default_factory=dict)
 
     def policy(self, override: LeverageOverride | None = None) -> LeveragePolicy:

@@ -23,6 +23,8 @@ def recalculate_leverage(account: str, apply: bool, run_id: str | None = None) -
                 config.leverage,
                 account_override=config.account(account).leverage,
                 apply=True,
+                # The second key: this host's own configuration, never the run's parameters.
+                host_allows=config.leverage.apply,
                 registry=store,
                 run_id=run_id,
             )

@@ -41,6 +41,12 @@ logger = logging.getLogger("posguard.leverage")
 UNKNOWN_OUTCOME = (ExchangeTimeoutError, TransientExchangeError, MalformedResponseError)
 
 
+# A run asked to apply on a host whose configuration does not allow it.
+REFUSED_BY_CONFIGURATION = (
+    "refused by configuration: this host's posguard.toml does not allow runs to change "
+    "leverage (set [leverage] apply = true on the worker's host to allow it)"
+)
+
 Outcome = Literal[
     "applied", "not_applied", "unknown", "refused", "mismatch", "dry_run", "blocked", "duplicate"
 ]
@@ -140,6 +146,7 @@ def apply_plan(
     account: str,
     dry_run: bool = True,
     kill_switch: bool = False,
+    host_allows: bool = True,
     run_id: str | None = None,
 ) -> list[ChangeOutcome]:
     outcomes: list[ChangeOutcome] = []
@@ -154,6 +161,8 @@ def apply_plan(
             outcome = change.outcome("dry_run", f"dry run: would set {change.target:g}x")
         elif kill_switch:
             outcome = change.outcome("blocked", "the leverage kill switch forbids applying")
+        elif not host_allows:
+            outcome = change.outcome("blocked", REFUSED_BY_CONFIGURATION)
         else:
             outcome = _apply(client, change)
         seen.add(change.key)

@@ -93,10 +93,13 @@ def recalculate(
     *,
     account_override: LeverageOverride | None = None,
     apply: bool = False,
+    host_allows: bool = True,
     registry: Registry | None = None,
     run_id: str | None = None,
     snapshot: AccountSnapshot | None = None,
 ) -> LeverageReport:
+    """The plan, and with `apply` its set-leverage calls; `host_allows` False records each
+    change as refused by configuration (a run from Prefect on a host that does not allow it)."""
     account = client.account_name or "public"
     snapshot = snapshot or fetch_snapshot(client)
     instruments = fetch_instruments(client, "SWAP")
@@ -145,6 +148,7 @@ def recalculate(
         account=account,
         dry_run=not apply,
         kill_switch=config.kill_switch,
+        host_allows=host_allows,
         run_id=run_id,
     )
     return report

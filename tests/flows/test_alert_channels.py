@@ -69,6 +69,8 @@ def write_settings(folder: Path, sim_url: str, channels: Channels) -> Path:
                 "[drift]",
                 "grace_seconds = 0",
                 "escalate_after = 2",  # the liquidated BTC position escalates on the next cycle
+                "[leverage]",
+                "apply = true",  # this host lets runs change leverage (the scenario's last step)
                 "[accounts.main]",
                 f'api_key = "{MAIN["api_key"]}"',
                 f'secret_key = "{MAIN["secret_key"]}"',
