@@ -69,6 +69,9 @@ def _settings_file(
                 "# Written by posguard demo: the simulator's fake credentials, nothing real.",
                 f'state_dir = "{state}"',
                 f'registry_url = "sqlite:///{state / "registry.db"}"',
+                # The simulator's clock jumps a cycle at a time: measure the offset every run
+                # (a warm serving process would otherwise stamp snapshots with an old one).
+                "clock_offset_ttl_seconds = 0",
                 "",
                 "[accounts.main]",
                 f'api_key = "{account.api_key}"',

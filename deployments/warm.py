@@ -9,9 +9,12 @@ with a Pending state, and runs it in one of its threads through Prefect's own en
 (`run_flow` with the flow run): the same states, logs, artifacts, events and concurrency
 limits as a spawned run.
 
-What it gives up, on purpose: a run cannot be killed half-way from the UI (a run cancelled
-while it runs ends at its next state change), and a fault that kills the interpreter ends
-every run in it (posguard's runs are short and turn their errors into states). The spawning
+What it gives up, on purpose: a run cannot be killed from the UI. Cancelling a running one
+lets its body finish (a leverage run still makes its calls) and leaves it "Cancelling" (the
+engine's final state is refused), with its concurrency slot held until the lease expires.
+A fault that kills the interpreter ends every run in it with no Crashed state, and Ctrl-C
+waits for the runs in flight. Settings are read once per process: restart after changing
+posguard.toml. posguard's runs are short and turn their errors into states; the spawning
 `serve` stays available (`posguard serve --cold`).
 """
 
@@ -122,8 +125,14 @@ class WarmServer:
                 continue
             with self._lock:
                 self._running.add(flow_run.id)
-            # Read again as the engine wants it (the schedule query answers a summary).
-            pool.submit(self._execute, client.read_flow_run(flow_run.id))
+            try:
+                # Read again as the engine wants it (the schedule query answers a summary).
+                pool.submit(self._execute, client.read_flow_run(flow_run.id))
+            except Exception as exc:
+                # Claimed but not started: never leave it Pending, nor its slot taken.
+                with self._lock:
+                    self._running.discard(flow_run.id)
+                self._crash(flow_run.id, exc)
 
     def _claim(self, client: SyncPrefectClient, flow_run_id: UUID) -> bool:
         """Pending, as Prefect's runner proposes it: the server may refuse (a deployment's
@@ -135,6 +144,17 @@ class WarmServer:
             return False
         return bool(state.is_pending())
 
+    def _crash(self, flow_run_id: UUID, exc: BaseException) -> None:
+        try:
+            with get_client(sync_client=True) as client:
+                propose_state_sync(
+                    client,
+                    Crashed(message=f"crashed in the warm server: {exc!r}"),
+                    flow_run_id=flow_run_id,
+                )
+        except Exception:
+            logger.exception("could not mark flow run %s crashed", flow_run_id)
+
     def _execute(self, flow_run: FlowRun) -> None:
         flow = self._flows.get(flow_run.deployment_id) if flow_run.deployment_id else None
         try:
@@ -142,15 +162,7 @@ class WarmServer:
                 run_flow(flow, flow_run=flow_run, return_type="state")
         except BaseException as exc:  # the engine records flow errors; this is the rest
             logger.exception("flow run %s crashed outside its flow", flow_run.id)
-            try:
-                with get_client(sync_client=True) as client:
-                    propose_state_sync(
-                        client,
-                        Crashed(message=f"crashed in the warm server: {exc!r}"),
-                        flow_run_id=flow_run.id,
-                    )
-            except Exception:
-                logger.exception("could not mark flow run %s crashed", flow_run.id)
+            self._crash(flow_run.id, exc)
         finally:
             with self._lock:
                 self._running.discard(flow_run.id)

@@ -276,6 +276,10 @@ class Settings(BaseSettings):
     # Public endpoints (instruments, tiers, candles) need no account; this is their host.
     public_base_url: str = REGION_HOSTS["global"]
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a measured offset to OKX's clock is reused by the clients of one process
+    # (public/time allows 10 requests per 2 s per IP). A long-lived serving process reuses it
+    # across runs; a simulator whose clock jumps between cycles (the demo) needs 0.
+    clock_offset_ttl_seconds: float = Field(default=300.0, ge=0)
     # Relative tolerance of |notionalUsd - computed| / computed.
     notional_tolerance: float = Field(default=0.01, gt=0, lt=1)
     # The position registry; default: a SQLite file in state_dir.

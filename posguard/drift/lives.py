@@ -67,7 +67,9 @@ class Lives:
         if row is not None and row["_merge"] != "right_only":
             return False
         seen = self.state.seen.get(key_text(key))
-        if seen is None or seen.c_time < self.evidence.since_ms:
+        # Seen open within the lookback: an end after that would be in the history read now,
+        # however long ago the life began (a position older than the lookback is common).
+        if seen is None or seen.seen_ms < self.evidence.since_ms:
             return False
         closed = ev.newest_record_of(self.evidence.history_of(key), seen.life)
         if closed is not None and closed.get("type") in ev.FULL_CLOSE_TYPES:
@@ -222,7 +224,7 @@ class Lives:
         if (
             not finding.conclusive
             and described is not None
-            and described[1] >= self.evidence.since_ms
+            and self._end_would_be_recorded(key, described)
         ):
             # A life known to have begun within the lookback whose end the evidence does not
             # (yet) explain (OKX records every close; pages cut short may hide it; a newer
@@ -240,6 +242,19 @@ class Lives:
             finding.hold = True
             finding.evidence["lost_from_answer"] = True
         return finding
+
+    def _end_would_be_recorded(self, key: Key, life: Life) -> bool:
+        """Would an end of this life be in the history read now? Yes when it began within
+        the lookback, or when the engine saw it open within the lookback (its end came later,
+        so inside the window; the reviewer's case: a position opened two hours ago)."""
+        if life[1] >= self.evidence.since_ms:
+            return True
+        seen = self.state.seen.get(key_text(key))
+        return (
+            seen is not None
+            and same_life(seen.life, life)
+            and seen.seen_ms >= self.evidence.since_ms
+        )
 
     def _removed_by_evidence(
         self,
@@ -347,17 +362,16 @@ class Lives:
             other = self._other_mode_direction_at(key, opened)
             if other is None or other == direction:
                 return None
-            closing = ev.closing_fills(fills[fills["stamp"] > opened])
-            others = self._other_mode_records(key)
-            if not closing.empty:
-                closing = closing[~closing["stamp"].astype("int64").isin(list(others))]
-            if not closing.empty:
-                return None
         if not self.evidence.fills_complete_since(opened):
             return None
         # Strictly later: a quick reopen closes the old life and opens the new one within
         # the same millisecond, and that close is not the new life's end.
-        if not ev.closing_fills(fills[fills["stamp"] > opened]).empty:
+        closing = ev.closing_fills(fills[fills["stamp"] > opened])
+        if shared and not closing.empty:
+            # ... and a close the other mode's history records is that mode's.
+            others = self._other_mode_records(key)
+            closing = closing[~closing["stamp"].astype("int64").isin(list(others))]
+        if not closing.empty:
             return None
         if self._closed_since_opened(opened, history):
             return None

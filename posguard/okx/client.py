@@ -86,6 +86,7 @@ class OkxClient:
         wall_clock_ms: Callable[[], int] = _wall_clock_ms,
         auto_sync_clock: bool = True,
         cache: PublicCache | None = None,
+        offset_ttl_seconds: float = OFFSET_TTL_SECONDS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._cache = cache
@@ -101,7 +102,7 @@ class OkxClient:
         if (
             auto_sync_clock
             and cached is not None
-            and time.monotonic() - cached[1] < (OFFSET_TTL_SECONDS)
+            and time.monotonic() - cached[1] < offset_ttl_seconds
         ):
             self._offset_ms, self._clock_synced = cached[0], True
         self._ip_scope = urlsplit(self.base_url).netloc or self.base_url
@@ -134,6 +135,7 @@ class OkxClient:
             timeout_seconds=settings.http_timeout_seconds,
             limiter=limiter,
             cache=cache,
+            offset_ttl_seconds=settings.clock_offset_ttl_seconds,
         )
 
     @classmethod

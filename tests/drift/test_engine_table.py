@@ -223,3 +223,18 @@ def test_a_close_of_an_earlier_life_says_nothing_about_this_one() -> None:
     }
     result = reconcile(cycle([], [row()], history=[earlier]), EngineMemory(), SETTINGS)
     assert outcome(result.events) == [("DRIFT_REMOVE", "suspected", "unknown")]
+
+
+def test_an_old_position_seen_open_a_cycle_ago_is_not_gone_because_answers_lack_it() -> None:
+    """A position opened two hours ago (before the lookback) and seen open by the last cycle:
+    any end since would be in the history read now. Two answers without it and no recorded
+    end hold it (found in review: only lives begun within the lookback were held)."""
+    old = row(cTime=T0 - 7_200_000)
+    present = okx(cTime=str(T0 - 7_200_000))
+    memory = reconcile(cycle([present], [old]), EngineMemory(), SETTINGS).memory
+    statuses = []
+    for n in (1, 2, 3):
+        result = reconcile(cycle([], [old], at_ms=T0 + n * 30_000), memory, SETTINGS)
+        memory = result.memory
+        statuses += [e.status for e in result.events]
+    assert statuses == ["suspected"]
