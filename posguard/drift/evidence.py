@@ -46,7 +46,9 @@ FILL_CAUSE = {
     125: "adl",
     126: "adl",
 }
-OPEN_FILLS = frozenset({3, 4})
+# fills `subType` that open (or add to) a position of each direction.
+OPENS = {"long": 3, "short": 4}
+OPEN_FILLS = frozenset(OPENS.values())
 HISTORY_FIELDS = (
     "instId",
     "posId",

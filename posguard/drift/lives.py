@@ -34,6 +34,12 @@ class Finding:
     exchange_life: Life | None = None
 
 
+def other_mode(key: Key) -> Key:
+    """The same instrument and side in the other margin mode (fills carry no margin mode)."""
+    inst_id, pos_side, mgn_mode = key
+    return (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+
+
 class Lives:
     """What one cycle can say about each key's lives: the registry's, the exchange's, and the
     evidence of how they ended."""
@@ -358,7 +364,7 @@ class Lives:
             # it could not have taken this fill (a flip would have begun a life there), so
             # the fill is this key's (soak seed 1 life 728: an isolated long opened beside a
             # cross short, both lost from two answers in a row).
-            direction = "long" if int(sub_type) == 3 else "short"
+            direction = "long" if int(sub_type) == ev.OPENS["long"] else "short"
             other = self._other_mode_direction_at(key, opened)
             if other is None or other == direction:
                 return None
@@ -421,8 +427,7 @@ class Lives:
         life last seen, or this answer), or when this answer shows that mode's position last
         adjusted then (its uTime): an add to it. Any other opening fill while both modes hold
         a position could be either's, and is kept as this key's (which holds, not confirms)."""
-        inst_id, pos_side, mgn_mode = key
-        other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+        other = other_mode(key)
         began = {life[1] for life, _ in ev.lives(self.evidence.history_of(other))}
         seen = self.state.seen.get(key_text(other))
         if seen is not None:
@@ -432,14 +437,38 @@ class Lives:
             for moment in (whole(row.get("cTime_ex")), whole(row.get("uTime"))):
                 if moment is not None:
                     began.add(moment)
-        return stamp_ms in began
+        return stamp_ms in began or self._within_a_balanced_life(key, other, stamp_ms)
+
+    def _within_a_balanced_life(self, key: Key, other: Key, stamp_ms: int) -> bool:
+        """Did a closed life of the other mode span `stamp_ms` and open, by the fills of its
+        direction over its span, exactly what its full close says it closed (closeTotalPos)?
+        Then every such fill was its own, this one included: a life that ends flat opened
+        what it closed (soak seed 292499968 life 9: a cross add after the isolated close)."""
+        fills = self.evidence.fills_of(key)
+        if fills.empty:
+            return False
+        half_lot = float(self.lot_sizes.get(key[0], 0.0)) / 2 + SIZE_EPSILON
+        for life, newest in ev.lives(self.evidence.history_of(other)):
+            if newest.get("type") not in ev.FULL_CLOSE_TYPES:
+                continue
+            began, ended = life[1], int(newest["uTime"])
+            total = number(newest.get("closeTotalPos"))
+            direction = newest.get("direction")
+            if not began <= stamp_ms <= ended or total is None or direction not in ev.OPENS:
+                continue
+            if not self.evidence.fills_complete_since(began):
+                continue
+            span = fills[(fills["stamp"] >= began) & (fills["stamp"] <= ended)]
+            opened = span[span["subType"] == ev.OPENS[str(direction)]]
+            if abs(float(opened["fillSz"].sum()) - total) < half_lot:
+                return True
+        return False
 
     def _other_mode_direction_at(self, key: Key, stamp_ms: int) -> str | None:
         """The direction (long/short) of the position the other margin mode held at
         `stamp_ms` (net mode), when a life of it is known to have begun before and not to
         have ended by then; None when unknown."""
-        inst_id, pos_side, mgn_mode = key
-        other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+        other = other_mode(key)
         history = self.evidence.history_of(other)
         # Lives with a full close recorded: their direction, and when they ended.
         ended: dict[int, int] = {}
@@ -467,12 +496,11 @@ class Lives:
         at_start = ev.opening_fills(fills[fills["stamp"] == began]) if not fills.empty else fills
         if len(at_start) != 1:
             return None
-        return "long" if int(at_start["subType"].iloc[0]) == 3 else "short"
+        return "long" if int(at_start["subType"].iloc[0]) == ev.OPENS["long"] else "short"
 
     def _other_mode_records(self, key: Key) -> set[int]:
         """When the other margin mode's history recorded something (its records' uTime)."""
-        inst_id, pos_side, mgn_mode = key
-        other: Key = (inst_id, pos_side, "isolated" if mgn_mode == "cross" else "cross")
+        other = other_mode(key)
         history = self.evidence.history_of(other)
         if history.empty:
             return set()

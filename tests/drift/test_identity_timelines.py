@@ -121,6 +121,7 @@ def test_every_timeline_file_is_asserted_somewhere() -> None:
         "soak-lost-answer-keeps-a-confirmed-add",
         "soak-flip-right-after-the-write",
         "soak-adl-named-then-page-cut",
+        "soak-other-modes-add-balanced-by-its-close",
     }
     assert {p.stem for p in TIMELINES.glob("*.json")} == set(EXPECTED) | older
 
@@ -206,3 +207,13 @@ def test_a_cause_named_by_a_record_survives_a_page_cut_short() -> None:
     events = key_events("soak-adl-named-then-page-cut", "ADA-USDT-SWAP", "net", "cross")
     sizes = [(e.status, e.cause) for e in events if e.kind == "DRIFT_SIZE"][:3]
     assert sizes == [("suspected", "adl"), ("confirmed", "adl"), ("resolved", "registry_lag")]
+
+
+def test_an_add_the_other_modes_close_accounts_for_leaves_this_key_flat() -> None:
+    """Soak seed 292499968 life 9 (see the file's note): confirmed at the first look after the
+    isolated close, which was a missed discrepancy before."""
+    events = key_events(
+        "soak-other-modes-add-balanced-by-its-close", "ADA-USDT-SWAP", "net", "isolated"
+    )
+    removals = [(e.at_ms, e.status, e.cause) for e in events if e.kind == "DRIFT_REMOVE"]
+    assert removals[0] == (1766189548055, "confirmed", "closed")
