@@ -30,7 +30,7 @@ import re
 from contextvars import ContextVar
 from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -299,7 +299,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = _config_path.get()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _HostKeysFromFileOnly(settings_cls, env_settings),
+        ]
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
@@ -383,6 +386,32 @@ def config_file_path(explicit: Path | None = None) -> Path | None:
     if from_env:
         return Path(from_env)
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+class _HostKeysFromFileOnly(PydanticBaseSettingsSource):
+    """The environment, refusing the keys only a host's file may set. In team mode a flow
+    run's job variables become its process's environment: a run must not grant itself what
+    the host's posguard.toml did not (`[leverage] apply`)."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._inner()
+        leverage = values.get("leverage")
+        if isinstance(leverage, dict) and "apply" in leverage:
+            raise ConfigError(
+                "POSGUARD_LEVERAGE__APPLY is set in the environment: whether runs may change "
+                "leverage on this host is read from its posguard.toml only ([leverage] apply); "
+                "unset the variable"
+            )
+        return values
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

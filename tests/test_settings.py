@@ -187,3 +187,19 @@ def test_configuration_defaults_are_the_pure_codes_defaults() -> None:
         grace_seconds=9, heal="heal"
     )
     assert LeverageConfig().policy() == LeveragePolicy()
+
+
+def test_leverage_apply_is_read_from_the_hosts_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow run's job variables become its process's environment (team mode): a run must
+    not grant itself live leverage that the host's file did not."""
+    config = tmp_path / "posguard.toml"
+    config.write_text("[leverage]\napply = true\n")
+    assert load_settings(config).leverage.apply is True
+    monkeypatch.setenv("POSGUARD_LEVERAGE__APPLY", "true")
+    with pytest.raises(ConfigError, match=r"posguard.toml only \(\[leverage\] apply\)"):
+        load_settings(tmp_path / "posguard.toml")
+    monkeypatch.setenv("POSGUARD_LEVERAGE__KILL_SWITCH", "true")
+    monkeypatch.delenv("POSGUARD_LEVERAGE__APPLY")
+    assert load_settings(config).leverage.kill_switch is True  # other keys still may
