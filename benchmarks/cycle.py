@@ -138,7 +138,6 @@ def pipeline_pass(
     from posguard.stages.fetch import INSTRUMENT_FIELDS, POSITION_FIELDS, AccountSnapshot
     from tasks.context import okx, registry, settings
     from tasks.publish import publish_drift, publish_positions, publish_validation
-    from tasks.reconcile import drift_settings
     from tasks.validate import _runner
 
     lookback_ms = int(settings().drift.lookback_seconds * 1000)
@@ -185,7 +184,7 @@ def pipeline_pass(
             history=history,
             fills=fills,
             lot_sizes=lot_sizes,
-            settings=drift_settings(),
+            settings=settings().drift.engine_settings(),
         )
     with measure("publish"):
         publish_positions.fn("bench", positions, instruments)

@@ -52,6 +52,9 @@ class _ThreadTimeoutNotice(logging.Filter):
         return not (message.startswith("Timeout of") and "worker thread" in message)
 
 
+_THREAD_TIMEOUT_NOTICE = _ThreadTimeoutNotice()
+
+
 class WarmServer:
     """Runs the scheduled and on-demand runs of `deployments` in this process's threads."""
 
@@ -90,7 +93,8 @@ class WarmServer:
         """Register, then run what is due until `stopping` is set (Ctrl-C sets it)."""
         self.register()
         self.registered.set()
-        logging.getLogger("prefect.task_runs").addFilter(_ThreadTimeoutNotice())
+        # One filter object: serving twice in a process does not stack filters.
+        logging.getLogger("prefect.task_runs").addFilter(_THREAD_TIMEOUT_NOTICE)
         logger.info(
             "serving %d deployments warm (%d runs at once); task timeouts apply after a "
             "blocking call returns (OKX and database calls have their own timeouts)",

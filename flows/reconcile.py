@@ -55,8 +55,9 @@ def reconcile_positions(
             report = validate_positions(positions, instruments, state.snapshot.config.pos_mode)
             alerted = previous_failures(account)
             failing = publish_validation(account, report, already_alerted=alerted)
-            if report.failure_keys() != alerted:
-                remember_failures(account, report.failure_keys())
+            failing_now = report.failure_keys()
+            if failing_now != alerted:
+                remember_failures(account, failing_now)
             expectations = report.to_json()
         outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
         alerts = publish_drift(account, outcome.stored)

@@ -393,9 +393,7 @@ class _HostKeysFromFileOnly(PydanticBaseSettingsSource):
     run's job variables become its process's environment: a run must not grant itself what
     the host's posguard.toml did not (`[leverage] apply`)."""
 
-    def __init__(
-        self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource
-    ) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
         super().__init__(settings_cls)
         self._inner = inner
 

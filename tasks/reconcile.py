@@ -5,15 +5,11 @@ from __future__ import annotations
 import pandas as pd
 from prefect import task
 
-from posguard.drift import DriftSettings
+from posguard.drift.model import HealPolicy
 from posguard.stages.cycle import CycleOutcome, run_cycle
 from tasks.context import registry, settings
 from tasks.fetch import AccountState
 from tasks.retry import LOCAL
-
-
-def drift_settings(policy: str | None = None) -> DriftSettings:
-    return settings().drift.engine_settings(policy)  # type: ignore[arg-type]
 
 
 @task(name="reconcile", **LOCAL)
@@ -21,7 +17,7 @@ def reconcile_account(
     account: str,
     state: AccountState,
     instruments: pd.DataFrame,
-    policy: str | None = None,
+    policy: HealPolicy | None = None,
     run_id: str | None = None,
 ) -> CycleOutcome:
     lot_sizes = {
@@ -38,7 +34,7 @@ def reconcile_account(
             history=state.history,
             fills=state.fills,
             lot_sizes=lot_sizes,
-            settings=drift_settings(policy),
+            settings=settings().drift.engine_settings(policy),
             run_id=run_id,
             registry_at_ms=state.snapshot.registry_started_ms,
             history_covers_from_ms=state.history_covers_from_ms,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from posguard.leverage.policy import LeveragePolicy, plan
+from posguard.leverage.policy import plan
 from posguard.leverage.volatility import Volatility, estimate, not_available
 from posguard.okx import OkxClient
 from posguard.registry import Registry
@@ -83,10 +83,6 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def policy_for(config: LeverageConfig, account: LeverageOverride | None) -> LeveragePolicy:
-    return config.policy(account)
-
-
 def recalculate(
     client: OkxClient,
     config: LeverageConfig,
@@ -121,7 +117,7 @@ def recalculate(
         volatility,
         instruments,
         tiers,
-        policy_for(config, account_override),
+        config.policy(account_override),
         instrument_overrides=overrides,
     )
     for row in leverage_plan.to_dict("records"):

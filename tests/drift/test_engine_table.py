@@ -15,6 +15,7 @@ import pytest
 from posguard.drift import DriftSettings, EngineMemory, reconcile
 from posguard.drift.engine import CycleInput, empty_registry
 from posguard.frames import parse_positions, parse_positions_history
+from tests.helpers import xrp_position
 
 T0 = 1_766_188_800_000  # 2025-12-20T00:00:00Z
 OPENED = T0 - 600_000  # the position's life began ten minutes before
@@ -24,21 +25,8 @@ LOTS = {"XRP-USDT-SWAP": 0.1}
 
 
 def okx(**fields: str) -> dict[str, Any]:
-    """An open XRP position as OKX sends it."""
-    record = {
-        "instType": "SWAP",
-        "instId": "XRP-USDT-SWAP",
-        "mgnMode": "cross",
-        "posSide": "net",
-        "pos": "108",
-        "avgPx": "1.93",
-        "lever": "5",
-        "posId": "p1",
-        "cTime": str(OPENED),
-        "uTime": str(OPENED),
-    }
-    record.update(fields)
-    return record
+    """The incident's open XRP position as OKX sends it, in the life the registry records."""
+    return xrp_position(**{"posId": "p1", "cTime": str(OPENED), "uTime": str(OPENED), **fields})
 
 
 def row(**fields: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from posguard.cli import app
 from tests.conftest import SAMPLES
+from tests.helpers import xrp_position
 
 runner = CliRunner()
 INSTRUMENTS = str(SAMPLES / "instruments_swap_ccxt_markets_info.json")
@@ -32,23 +33,7 @@ def test_passing_sample_exits_0() -> None:
 
 def test_failing_expectation_exits_1_with_the_instrument(tmp_path: Path) -> None:
     positions = tmp_path / "p.json"
-    positions.write_text(
-        json.dumps(
-            [
-                {
-                    "instType": "SWAP",
-                    "instId": "XRP-USDT-SWAP",
-                    "mgnMode": "cross",
-                    "posSide": "net",
-                    "pos": "108",
-                    "avgPx": "1.93",
-                    "markPx": "1.93",
-                    "lever": "",
-                    "notionalUsd": "20844",
-                }
-            ]
-        )
-    )
+    positions.write_text(json.dumps([xrp_position(lever="")]))
     result = runner.invoke(
         app, ["validate", "--positions", str(positions), "--instruments", INSTRUMENTS, "--json"]
     )
