@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import prefect
 import yaml
 from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -152,7 +153,7 @@ def prefect_yaml(settings: Settings) -> str:
         deployments.append(entry)
     document = {
         "name": "posguard",
-        "prefect-version": "3.8.8",
+        "prefect-version": prefect.__version__,  # the pinned version, not a second copy
         "pull": [
             {
                 "prefect.deployments.steps.set_working_directory": {
