@@ -1,20 +1,25 @@
-"""Accounts per minute through team mode: a Prefect server on PostgreSQL, a process work pool
-with N workers, the guard flow (instruments, reconcile with validation, leverage plan) for
-every account of the simulator.
+"""Accounts per minute through team mode: a Prefect server on PostgreSQL, a work pool with N
+warm workers (`posguard team worker`), the guard flow (instruments, reconcile with validation,
+leverage plan) for every account of the simulator.
 
     uv run python benchmarks/team_throughput.py [--accounts 200] [--positions 50]
-        [--workers 2] [--accounts-per-run 1 10]
+        [--workers 2] [--accounts-per-run 1 100] [--rounds 3]
 
 For each --accounts-per-run value the script brings a fresh team up (throwaway PostgreSQL
 databases for the server and the registry), seeds the registry with the simulator's book
-(steady state), runs `guard-accounts` as `posguard team run` does, and prints the wall time,
-accounts per minute and the per-run durations the server recorded. Needs the local
-PostgreSQL at 127.0.0.1:5432.
+(steady state), runs `guard-accounts` as `posguard team run` does `--rounds` times in a row,
+and prints accounts per minute of the first round (the workers import GX and plan every
+account's leverage) and the median of the others (a 30 s schedule's steady state: leverage
+planned every `leverage_seconds`, not in these), with the per-run durations the server
+recorded. Then the bare floor: a plain asyncio script making the same HTTP calls for every
+account (account config, positions, positions history, fills; the instruments once), and
+the ratio. Needs the local PostgreSQL at 127.0.0.1:5432.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -63,8 +68,46 @@ def write_config(
     return config
 
 
+async def bare_floor(specs: list[dict[str, Any]], base_url: str, parallel: int = 16) -> float:
+    """Seconds for a plain asyncio script to make the round's HTTP calls for every account:
+    signed GETs, JSON decoded, nothing else."""
+    import httpx
+
+    from posguard.okx.signing import okx_timestamp, sign
+
+    paths = [
+        "/api/v5/account/config",
+        "/api/v5/account/positions?instType=SWAP",
+        "/api/v5/account/positions-history?instType=SWAP",
+        "/api/v5/trade/fills?instType=SWAP",
+    ]
+    gate = asyncio.Semaphore(parallel)
+
+    async def account(client: httpx.AsyncClient, spec: dict[str, Any]) -> None:
+        for path in paths:
+            stamp = okx_timestamp(int(time.time() * 1000))
+            headers = {
+                "OK-ACCESS-KEY": spec["api_key"],
+                "OK-ACCESS-SIGN": sign(spec["secret_key"], stamp, "GET", path, ""),
+                "OK-ACCESS-TIMESTAMP": stamp,
+                "OK-ACCESS-PASSPHRASE": spec["passphrase"],
+                "x-simulated-trading": "1",
+            }
+            async with gate:
+                answer = await client.get(path, headers=headers)
+            body = answer.json()
+            if body.get("code") != "0":
+                raise RuntimeError(f"{spec['name']} {path}: {body.get('code')} {body.get('msg')}")
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        began = time.monotonic()
+        (await client.get("/api/v5/public/instruments?instType=SWAP")).json()
+        await asyncio.gather(*(account(client, spec) for spec in specs))
+        return time.monotonic() - began
+
+
 def run_once(
-    count: int, positions: int, workers: int, per_run: int, folder: Path
+    count: int, positions: int, workers: int, per_run: int, folder: Path, rounds: int
 ) -> dict[str, Any]:
     import psycopg
 
@@ -112,13 +155,19 @@ def run_once(
             up = time.monotonic()
             deploy_to_pool(settings, options.pool)
             deployed = time.monotonic()
-            states = team_run(None, per_run, wait_seconds=3600)
-            ran = time.monotonic()
+            seconds: list[float] = []
+            completed: list[int] = []
+            for _ in range(rounds):
+                started = time.monotonic()
+                states = team_run(None, per_run, wait_seconds=3600)
+                seconds.append(time.monotonic() - started)
+                completed.append(sum(1 for s in states.values() if s == "Completed"))
+            flow = "guard-account" if per_run == 1 else "guard-round"
             with get_client(sync_client=True) as client:
                 runs: list[Any] = []
                 while True:
                     page = client.read_flow_runs(
-                        flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-account"])),
+                        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
                         limit=200,
                         offset=len(runs),
                     )
@@ -126,14 +175,16 @@ def run_once(
                     if len(page) < 200:
                         break
         durations = [r.total_run_time.total_seconds() for r in runs if r.total_run_time]
+        floor_s = asyncio.run(bare_floor(specs, base_url))
         return {
             "per_run": per_run,
             "up_s": up - began,
             "deploy_s": deployed - up,
-            "run_s": ran - deployed,
-            "completed": sum(1 for s in states.values() if s == "Completed"),
-            "accounts": len(states),
-            "guard_median_s": statistics.median(durations) if durations else None,
+            "round_s": seconds,
+            "completed": completed,
+            "accounts": count,
+            "run_median_s": statistics.median(durations) if durations else None,
+            "floor_s": floor_s,
         }
     finally:
         sim.terminate()
@@ -148,36 +199,43 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--positions", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--accounts-per-run", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--accounts-per-run", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         folder = Path(tempfile.mkdtemp(prefix="posguard-team-bench-"))
-        result = run_once(args.accounts, args.positions, args.workers, args.one, folder)
+        result = run_once(
+            args.accounts, args.positions, args.workers, args.one, folder, args.rounds
+        )
         print(json.dumps(result))
         return
     print(
-        f"{args.accounts} accounts x {args.positions} positions, {args.workers} process "
-        f"workers, Prefect server and registry on PostgreSQL ({os.cpu_count()} cores)"
+        f"{args.accounts} accounts x {args.positions} positions, {args.workers} warm workers, "
+        f"Prefect server and registry on PostgreSQL ({os.cpu_count()} cores), "
+        f"{args.rounds} rounds in a row"
     )
     print(
-        f"{'per run':>8}{'up s':>7}{'deploy s':>9}{'run s':>8}{'acc/min':>9}"
-        f"{'completed':>11}{'guard median s':>15}"
+        f"{'per run':>8}{'up s':>7}{'round 1 s':>10}{'acc/min':>9}{'later s':>9}{'acc/min':>9}"
+        f"{'completed':>16}{'run median s':>14}{'floor s':>9}{'vs floor':>9}"
     )
     for per_run in args.accounts_per_run:
         command = [sys.executable, __file__, "--one", str(per_run)]
         command += ["--accounts", str(args.accounts), "--positions", str(args.positions)]
-        command += ["--workers", str(args.workers)]
+        command += ["--workers", str(args.workers), "--rounds", str(args.rounds)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
         if done.returncode != 0:
             sys.exit(f"accounts-per-run {per_run} failed:\n{done.stderr[-4000:]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        median = row["guard_median_s"]
+        first, *later = row["round_s"]
+        steady = statistics.median(later) if later else first
+        median = row["run_median_s"]
         print(
-            f"{per_run:>8}{row['up_s']:>7.1f}{row['deploy_s']:>9.1f}{row['run_s']:>8.1f}"
-            f"{row['accounts'] / row['run_s'] * 60:>9.1f}"
-            f"{row['completed']:>6}/{row['accounts']:<4}"
-            f"{median if median is None else round(median, 1):>15}"
+            f"{per_run:>8}{row['up_s']:>7.1f}{first:>10.1f}{row['accounts'] / first * 60:>9.1f}"
+            f"{steady:>9.1f}{row['accounts'] / steady * 60:>9.1f}"
+            f"{'/'.join(str(c) for c in row['completed']):>16}"
+            f"{median if median is None else round(median, 1):>14}"
+            f"{row['floor_s']:>9.2f}{steady / row['floor_s']:>8.1f}x"
         )
 
 

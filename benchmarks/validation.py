@@ -28,9 +28,10 @@ import pandas as pd
 
 from expectations.report import RuleResult
 from expectations.rules import POSITION_RULES, Parameters, rule_result
-from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames import parse_instruments, parse_leverage_info, parse_positions
 from posguard.frames.contract import positions_frame
 from posguard.leverage import resolve_leverage
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,7 +135,8 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
     process pool. With `scheduled` the fan-out runs every `schedules.reconcile_seconds`; the
     per-account and batch runs are what it (or a person, from the UI) triggers."""
     from flows.fanout import guard_accounts
-    from flows.guard import guard_account, guard_batch
+    from flows.guard import guard_account
+    from flows.round import guard_round
 
     with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
@@ -160,7 +162,7 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
             **common,
         )
         names.append(f"guard-account/{plan.account}")
-    loaded(guard_batch.from_source(source, "flows/guard.py:guard_batch")).deploy(
+    loaded(guard_round.from_source(source, "flows/round.py:guard_round")).deploy(
         name="all", tags=["posguard"], parameters={"policy": settings.drift.heal}, **common
     )
     loaded(guard_accounts.from_source(source, "flows/fanout.py:guard_accounts")).deploy(
@@ -175,7 +177,7 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
         ),
         **common,
     )
-    names += ["guard-batch/all", "guard-accounts/all"]
+    names += ["guard-round/all", "guard-accounts/all"]
     return names
 
 
@@ -193,7 +195,6 @@ class Team:
         ensure_database(self.options)
         self.server.start()
         env = prefect_env(self.server.home, self.server.api_url)
-        env["PREFECT_WORKER_QUERY_SECONDS"] = "2"
         if self.options.config is not None:
             env["POSGUARD_CONFIG"] = str(self.options.config.resolve())
         for number in range(self.options.workers):
@@ -202,17 +203,17 @@ class Team:
                     [
                         sys.executable,
                         "-m",
-                        "prefect",
+                        "posguard.cli",
+                        "team",
                         "worker",
-                        "start",
-                        "--pool",
-                        self.options.pool,
                         "--name",
                         f"posguard-{number}",
-                        "--type",
-                        "process",
+                        "--pool",
+                        self.options.pool,
                         "--limit",
                         str(self.options.runs_per_worker),
+                        "--server",
+                        self.server.api_url,
                     ],
                     env=env,
                     stdout=log,
@@ -247,6 +248,42 @@ class Team:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def team_worker(settings: Settings, *, name: str = "", pool: str = POOL, limit: int = 4) -> int:
+    """`posguard team worker`: a warm worker of the team's pool (deployments/warm.py). The
+    flows are imported here, once; every run of the pool whose flow is posguard's runs in
+    this process's threads."""
+    from deployments.warm import WarmServer
+    from flows import (
+        guard_account,
+        guard_round,
+        recalculate_leverage,
+        reconcile_positions,
+        sync_instruments,
+    )
+    from flows.fanout import guard_accounts
+
+    worker = WarmServer(
+        [],
+        [
+            guard_account,
+            guard_round,
+            guard_accounts,
+            sync_instruments,
+            reconcile_positions,
+            recalculate_leverage,
+        ],
+        limit=limit,
+        pool=pool,
+        name=name or f"posguard-{socket.gethostname()}-{os.getpid()}",
+    )
+    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
+    try:
+        worker.serve()
+    except KeyboardInterrupt:
+        worker.stopping.set()
+    return 0
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -31,7 +32,9 @@ from uuid import UUID
 from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import FlowRunResponse
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import emit_event
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
 from prefect.states import Crashed, Pending
@@ -39,6 +42,8 @@ from prefect.types._datetime import now
 from prefect.utilities.engine import propose_state_sync
 
 logger = logging.getLogger("posguard.warm")
+
+HEARTBEAT_SECONDS = 15.0
 
 
 class _ThreadTimeoutNotice(logging.Filter):
@@ -65,7 +70,11 @@ class WarmServer:
         *,
         limit: int = 8,
         poll_seconds: float = 1.0,
+        pool: str | None = None,
+        name: str = "posguard-warm",
     ) -> None:
+        """Serve `deployments`; or, with `pool`, be a worker of that work pool: run what is
+        due on it (deployments someone else created) whose flow is one of `flows`."""
         by_name = {flow.name: flow for flow in flows}
         missing = sorted({d.flow_name or "" for d in deployments} - set(by_name))
         if missing:
@@ -74,6 +83,11 @@ class WarmServer:
         self._by_name = by_name
         self._limit = limit
         self._poll_seconds = poll_seconds
+        self.pool = pool
+        self.name = name
+        self._flow_names: dict[UUID, str] = {}  # pool mode: flow id -> name, read once each
+        self._last_heartbeat = 0.0
+        self._last_claim = 0.0
         self._flows: dict[UUID, Flow[..., Any]] = {}
         self._running: set[UUID] = set()
         self._lock = threading.Lock()
@@ -81,7 +95,8 @@ class WarmServer:
         self.registered = threading.Event()  # every deployment exists on the server
 
     def register(self) -> list[UUID]:
-        """Create or update every deployment on the server; returns their ids."""
+        """Create or update every deployment on the server; returns their ids (none for a
+        pool's worker: the pool's deployments are made by whoever deploys to it)."""
         for deployment in self._deployments:
             deployment_id = deployment.apply()
             if not isinstance(deployment_id, UUID):
@@ -112,10 +127,39 @@ class WarmServer:
                     logger.exception("polling for scheduled runs failed; retrying")
                 self.stopping.wait(self._poll_seconds)
 
+    def _due(self, client: SyncPrefectClient) -> list[FlowRun | FlowRunResponse]:
+        soon = now("UTC") + timedelta(seconds=1)
+        if self.pool is None:
+            return list(
+                client.get_scheduled_flow_runs_for_deployments(
+                    deployment_ids=list(self._flows), scheduled_before=soon
+                )
+            )
+        if time.monotonic() - self._last_heartbeat > HEARTBEAT_SECONDS:
+            # The pool's worker list in the UI, and the pool "ready" while someone polls it.
+            client.send_worker_heartbeat(
+                self.pool, self.name, heartbeat_interval_seconds=HEARTBEAT_SECONDS
+            )
+            self._last_heartbeat = time.monotonic()
+        runs: list[FlowRun | FlowRunResponse] = [
+            response.flow_run
+            for response in client.get_scheduled_flow_runs_for_work_pool(
+                self.pool, scheduled_before=soon
+            )
+        ]
+        return [run for run in runs if self._flow_of(client, run) is not None]
+
+    def _flow_of(
+        self, client: SyncPrefectClient, flow_run: FlowRun | FlowRunResponse
+    ) -> Flow[..., Any] | None:
+        if self.pool is None:
+            return self._flows.get(flow_run.deployment_id) if flow_run.deployment_id else None
+        if flow_run.flow_id not in self._flow_names:
+            self._flow_names[flow_run.flow_id] = client.read_flow(flow_run.flow_id).name
+        return self._by_name.get(self._flow_names[flow_run.flow_id])
+
     def _poll(self, client: SyncPrefectClient, pool: ThreadPoolExecutor) -> None:
-        due = client.get_scheduled_flow_runs_for_deployments(
-            deployment_ids=list(self._flows), scheduled_before=now("UTC") + timedelta(seconds=1)
-        )
+        due = self._due(client)
         due.sort(
             key=lambda run: (run.next_scheduled_start_time is None, run.next_scheduled_start_time)
         )
@@ -123,15 +167,29 @@ class WarmServer:
             with self._lock:
                 if flow_run.id in self._running:
                     continue
-                if len(self._running) >= self._limit:
+                busy = len(self._running)
+                if busy >= self._limit:
                     return  # sorted: nothing later fits either
-            if not self._claim(client, flow_run.id):
+            if (
+                self.pool
+                and busy
+                and time.monotonic() - self._last_claim < 2 * busy * self._poll_seconds
+            ):
+                # Another worker of the pool may be idle: a busy one leaves it
+                # a couple of polls per run it holds before taking more (one process's
+                # threads share one core; a round of 100 accounts is seconds of it).
+                return
+            flow = self._flow_of(client, flow_run)
+            if flow is None or not self._claim(client, flow_run.id):
                 continue
+            self._last_claim = time.monotonic()
             with self._lock:
                 self._running.add(flow_run.id)
             try:
                 # Read again as the engine wants it (the schedule query answers a summary).
-                pool.submit(self._execute, client.read_flow_run(flow_run.id))
+                full = client.read_flow_run(flow_run.id)
+                pool.submit(self._execute, flow, full)
+                self._started(full)
             except Exception as exc:
                 # Claimed but not started: never leave it Pending, nor its slot taken.
                 with self._lock:
@@ -159,11 +217,28 @@ class WarmServer:
         except Exception:
             logger.exception("could not mark flow run %s crashed", flow_run_id)
 
-    def _execute(self, flow_run: FlowRun) -> None:
-        flow = self._flows.get(flow_run.deployment_id) if flow_run.deployment_id else None
+    def _started(self, flow_run: FlowRun) -> None:
+        """Said as an event (Prefect's workers say `prefect.worker.submitted-flow-run`): which
+        process took which run, for the UI's event feed and for tests."""
+        emit_event(
+            event="posguard.worker.started-flow-run",
+            resource={
+                "prefect.resource.id": f"posguard.worker.{self.name}",
+                "prefect.resource.name": self.name,
+            },
+            related=[
+                {
+                    "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+                    "prefect.resource.role": "flow-run",
+                    "prefect.resource.name": flow_run.name,
+                }
+            ],
+            payload={"pool": self.pool},
+        )
+
+    def _execute(self, flow: Flow[..., Any], flow_run: FlowRun) -> None:
         try:
-            if flow is not None:
-                run_flow(flow, flow_run=flow_run, return_type="state")
+            run_flow(flow, flow_run=flow_run, return_type="state")
         except BaseException as exc:  # the engine records flow errors; this is the rest
             logger.exception("flow run %s crashed outside its flow", flow_run.id)
             self._crash(flow_run.id, exc)

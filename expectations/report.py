@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -13,14 +13,18 @@ class FailingRow:
     pos_side: str
     mgn_mode: str
     detail: str
+    # The account of the row when a round validated several accounts' positions at once;
+    # "" for a single account's validation and for failures that name no row.
+    account: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        named = {
             "instId": self.inst_id,
             "posSide": self.pos_side,
             "mgnMode": self.mgn_mode,
             "detail": self.detail,
         }
+        return {"account": self.account, **named} if self.account else named
 
 
 @dataclass
@@ -62,6 +66,17 @@ class ValidationReport:
             for result in self.failed
             for row in result.failing
         }
+
+    def for_account(self, account: str) -> ValidationReport:
+        """This report as `account`'s own: its rows, and the failures that name no account
+        (an expectation GX could not evaluate fails every account it was run for)."""
+        results = []
+        for result in self.results:
+            rows = [
+                replace(row, account="") for row in result.failing if row.account in ("", account)
+            ]
+            results.append(RuleResult(result.expectation, result.suite, not rows, rows))
+        return ValidationReport(all(r.success for r in results), results, self.data_docs)
 
     def to_json(self) -> dict[str, Any]:
         return {"success": self.success, "results": [r.to_dict() for r in self.results]}

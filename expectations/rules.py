@@ -93,7 +93,11 @@ def explain_rows(frame: pd.DataFrame, rows: list[int], rule: Rule | None) -> lis
         detail = rule.explain(row) if rule else fmt(row)
         named.append(
             FailingRow(
-                fmt(row.get("instId")), _text(row.get("posSide")), _text(row.get("mgnMode")), detail
+                fmt(row.get("instId")),
+                _text(row.get("posSide")),
+                _text(row.get("mgnMode")),
+                detail,
+                account=_text(row.get("account")),
             )
         )
     return named
@@ -179,6 +183,8 @@ def _lever_above_max(frame: pd.DataFrame, _: Parameters) -> pd.Series:
     lever, most = frame["lever"], frame["maxLever"]
     return lever.notna() & most.notna() & (lever > most).fillna(False)
 
+
+POSITION_KEY = ["account", "instId", "posSide", "mgnMode"]
 
 # Over the open positions of `posguard.frames.contract.positions_frame` (zero-size records are not
 # positions and are skipped). Row conditions are avoided on purpose: each one makes GX filter
@@ -300,11 +306,10 @@ POSITION_RULES: dict[str, Rule] = {
         ),
         Rule(
             "(instId, posSide, mgnMode) unique",
-            lambda: [
-                gxe.ExpectCompoundColumnsToBeUnique(column_list=["instId", "posSide", "mgnMode"])
-            ],
+            # Per account: a round validates several accounts' positions in one run.
+            lambda: [gxe.ExpectCompoundColumnsToBeUnique(column_list=POSITION_KEY)],
             lambda row: "the position key appears twice",
-            lambda f, _: f.duplicated(["instId", "posSide", "mgnMode"], keep=False),
+            lambda f, _: f.duplicated(POSITION_KEY, keep=False),
         ),
         Rule(
             "pos a multiple of lotSz",

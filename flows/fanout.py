@@ -1,46 +1,48 @@
 """`guard-accounts`: the accounts fanned out as separate flow runs, so a work pool's workers
 share them and one account's failure stays its own.
 
-With `accounts_per_run` 1 (the default) every account is a `guard-account/<account>` run; with
-more, accounts go in batches to `guard-batch/all` runs (one process per batch), each account
-still a subflow of its own. Either way the result is every account's final state.
+With `accounts_per_run` 1 every account is a `guard-account/<account>` run; with more
+(team.accounts_per_run, 10 by default), accounts go in batches to `guard-round/all` runs, each
+account's outcome its own task runs (`observe-<account>`, `settle-<account>`). Either way the
+result is every account's final state.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterParentFlowRunId,
-)
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from posguard.progress import Progress
-from tasks.context import settings
+from tasks.context import registry, settings
+from tasks.round import account_run_id
+
+# A round's per-account run records, as the account states of single runs read.
+ROUND_STATES = {"completed": "Completed", "not_observed": "Failed", "failed": "Failed"}
 
 
 @flow(name="guard-accounts", log_prints=False)
 def guard_accounts(
     accounts: list[str] | None = None,
     policy: Literal["report", "heal"] = "report",
-    dry_run: bool = True,
+    dry_run: bool | None = None,
     run_expectations: bool = True,
     wait_seconds: float = 1800,
     accounts_per_run: int | None = None,
 ) -> dict[str, str]:
     """Trigger the guard runs for every account (default: all configured) and wait for
-    them; returns each account's final state ("not finished" past `wait_seconds`)."""
+    them; returns each account's final state ("not finished" past `wait_seconds`).
+    `dry_run` None: as `schedules.leverage_dry_run` says (and the host's `[leverage] apply`)."""
     logger = get_run_logger()
     names = accounts or sorted(settings().accounts)
     size = max(1, accounts_per_run or settings().team.accounts_per_run)
+    if dry_run is None:
+        dry_run = settings().schedules.leverage_dry_run
     common = {"policy": policy, "dry_run": dry_run, "run_expectations": run_expectations}
     triggered: dict[UUID, list[str]] = {}
     for start in range(0, len(names), size):
@@ -54,7 +56,7 @@ def guard_accounts(
             )
         else:
             run = run_deployment(
-                name="guard-batch/all",
+                name="guard-round/all",
                 timeout=0,
                 as_subflow=False,
                 parameters={"accounts": chunk, **common},
@@ -94,32 +96,19 @@ def _account_states(
         for run_id, (account,) in triggered.items():
             states[account] = finished.get(run_id, "not finished")
         return states
-    # A batch's accounts are its guard-account subflows.
-    children: list[Any] = []
-    parents = list(finished)
-    for start in range(0, len(parents), 50):
-        offset = 0
-        while True:
-            page = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-account"])),
-                flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(
-                        any_=parents[start : start + 50]
-                    )
-                ),
-                limit=200,
-                offset=offset,
-            )
-            children += page
-            if len(page) < 200:
-                break
-            offset += 200
-    for child in children:
-        named = (child.parameters or {}).get("account")
-        if named and child.state is not None:
-            states[str(named)] = child.state.name or str(child.state.type.value)
+    # A round records each account's outcome in the registry under a run id derived from the
+    # round's (its task runs reach the server later, through events).
+    expected = {
+        str(account_run_id(str(run_id), account)): account
+        for run_id in finished
+        for account in triggered[run_id]
+    }
+    with registry() as store:
+        recorded = store.run_statuses(list(expected))
+    for run_key, status in recorded.items():
+        states[expected[run_key]] = ROUND_STATES.get(status, status)
     for run_id, chunk in triggered.items():
         for account in chunk:
-            # A batch that crashed before reaching an account leaves no subflow for it.
+            # A round that crashed before settling an account recorded nothing for it.
             states.setdefault(account, "not finished" if run_id not in finished else "not run")
     return states

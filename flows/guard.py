@@ -1,5 +1,5 @@
-"""`guard-account`: instruments, then positions, then leverage, for one account;
-`guard-batch`: several accounts in turn in one flow run (one process)."""
+"""`guard-account`: instruments, then positions, then leverage, for one account (several
+accounts in one run: `guard-round`, flows/round.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prefect.states import Failed
 
 from flows.instruments import sync_instruments
 from flows.leverage import recalculate_leverage
-from flows.naming import batch_name, run_name
+from flows.naming import run_name
 from flows.reconcile import reconcile_positions
 
 
@@ -45,23 +45,3 @@ def guard_account(
     if failed:
         return Failed(message=f"{account}: {', '.join(failed)} did not complete")
     return {name: state.result() for name, state in states.items()}
-
-
-@flow(name="guard-batch", flow_run_name=batch_name, log_prints=False)
-def guard_batch(
-    accounts: list[str],
-    policy: Literal["report", "heal"] = "report",
-    dry_run: bool = True,
-    run_expectations: bool = True,
-) -> Any:
-    """guard-account for each account in turn, in this run's process (imports and the GX
-    context are paid once per batch). Each account is its own subflow: one account's
-    failure is recorded as its own and the next account still runs."""
-    outcome: dict[str, str] = {}
-    for account in accounts:
-        state = ended(guard_account(account, policy, dry_run, run_expectations, return_state=True))
-        outcome[account] = state.name or state.type.value
-    failed = {a: s for a, s in outcome.items() if s != "Completed"}
-    if failed:
-        return Failed(message=f"accounts not completed: {failed}")
-    return outcome

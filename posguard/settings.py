@@ -107,6 +107,12 @@ class AccountSettings(BaseModel):
     def resolved_base_url(self) -> str:
         return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
 
+    @property
+    def environment(self) -> str:
+        """Where the account's instruments and public data come from: accounts of one
+        environment share them (demo specs can differ from production's)."""
+        return self.resolved_base_url + (" (demo)" if self.demo else "")
+
 
 # The pure code's own settings are where each default and its meaning live; the
 # configuration file's models below only add validation and take the defaults from them.

@@ -6,7 +6,9 @@ inside them and never passed between tasks.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,6 +39,30 @@ def okx(account: str) -> Iterator[OkxClient]:
         settings(), account, limiter=HOST_LIMITER, cache=PUBLIC_CACHE
     ) as client:
         yield client
+
+
+_shared: dict[str, Registry] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_registry() -> Registry:
+    """One open registry per process and URL, for rounds over many accounts: its engine's
+    pool is thread-safe, and opening one per account costs a connection each. Closed when
+    the process exits."""
+    url = settings().resolved_registry_url
+    with _shared_lock:
+        if url not in _shared:
+            if not _shared:
+                atexit.register(_close_shared)
+            _shared[url] = Registry(url)
+        return _shared[url]
+
+
+def _close_shared() -> None:
+    with _shared_lock:
+        for opened in _shared.values():
+            opened.close()
+        _shared.clear()
 
 
 @contextmanager

@@ -8,6 +8,8 @@ import pandas as pd
 from prefect import task
 
 from posguard import frames
+from posguard.okx import OkxClient
+from posguard.registry import Registry
 from posguard.stages import fetch as fetch_stage
 from posguard.stages.fetch import AccountSnapshot, fetch_snapshot
 from tasks.context import okx, registry, settings
@@ -40,14 +42,19 @@ def fetch_account_state(account: str) -> AccountState:
     cut at the client's page limit is not a failure but partial evidence: the state says from
     when on it is complete (`history_covers_from_ms`, `fills_covers_from_ms`).
     """
-    lookback_ms = int(settings().drift.lookback_seconds * 1000)
     with okx(account) as client, registry() as store:
-        snapshot = fetch_snapshot(client, registry_clock=store.clock_ms)
-        since = snapshot.started_ms - lookback_ms
-        history_pages = client.positions_history(inst_type="SWAP", before_ms=since)
-        history = frames.parse_positions_history(history_pages.records)
-        fill_pages = client.fills(inst_type="SWAP", begin_ms=since)
-        fills = frames.parse_fills(fill_pages.records)
+        return read_account_state(client, store)
+
+
+def read_account_state(client: OkxClient, store: Registry) -> AccountState:
+    """The body of `fetch-account-state`, for callers that hold a client and a registry."""
+    lookback_ms = int(settings().drift.lookback_seconds * 1000)
+    snapshot = fetch_snapshot(client, registry_clock=store.clock_ms)
+    since = snapshot.started_ms - lookback_ms
+    history_pages = client.positions_history(inst_type="SWAP", before_ms=since)
+    history = frames.parse_positions_history(history_pages.records)
+    fill_pages = client.fills(inst_type="SWAP", begin_ms=since)
+    fills = frames.parse_fills(fill_pages.records)
     return AccountState(
         snapshot,
         history,

@@ -70,16 +70,13 @@ def _cell(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-@task(name="publish-positions", **LOCAL)
-def publish_positions(
-    account: str, positions: pd.DataFrame, instruments: pd.DataFrame
-) -> list[dict[str, Any]]:
-    """The open positions artifact; returns its rows, which the run's summary keeps too (for
-    `posguard status` and the demo's screen, which read the registry only)."""
+def positions_table(positions: pd.DataFrame, instruments: pd.DataFrame) -> list[dict[str, Any]]:
+    """The open positions with notional and lever, as the artifact and the run summary show
+    them (`posguard status` and the demo's screen read the summary)."""
     from posguard.notional import position_notional
 
     merged = position_notional(positions[positions["is_open"]], instruments)
-    table = [
+    return [
         {
             "instId": r["instId"],
             "posSide": r["posSide"],
@@ -92,6 +89,14 @@ def publish_positions(
         }
         for r in merged.head(MAX_ROWS).to_dict("records")
     ]
+
+
+@task(name="publish-positions", **LOCAL)
+def publish_positions(
+    account: str, positions: pd.DataFrame, instruments: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """The open positions artifact; returns its rows, which the run's summary keeps too."""
+    table = positions_table(positions, instruments)
     create_table_artifact(
         key=artifact_key("positions", account),
         table=table,

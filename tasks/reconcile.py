@@ -44,8 +44,5 @@ def reconcile_account(
 
 @task(name="record-instruments", **LOCAL)
 def record_instruments(account: str, instruments: pd.DataFrame) -> int:
-    environment = settings().account(account).resolved_base_url
-    if settings().account(account).demo:
-        environment += " (demo)"
     with registry() as store:
-        return store.record_instruments(environment, instruments)
+        return store.record_instruments(settings().account(account).environment, instruments)

@@ -18,8 +18,7 @@ def record_run(
     if run_id is None:
         return
     with registry() as store:
-        store.start_run(run_id, account, flow)
-        store.finish_run(run_id, status, summary)
+        store.record_run(run_id, account, flow, status, summary)
 
 
 @task(name="previous-failures", **LOCAL)

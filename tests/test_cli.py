@@ -157,7 +157,7 @@ def test_errors_read_from_a_saved_file_claim_no_http_status(tmp_path: Path, name
 
 def test_a_saved_error_answer_carries_no_http_status() -> None:
     from posguard.errors import RejectedError
-    from posguard.frames import records_of
+    from posguard.okx.saved import records_of
 
     with pytest.raises(RejectedError) as raised:
         records_of({"code": "51001", "msg": "gone", "data": []}, source="saved.json")

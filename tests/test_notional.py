@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from posguard.frames import load_records, parse_instruments, parse_positions
+from posguard.frames import parse_instruments, parse_positions
 from posguard.notional import (
     classify_notional,
     contract_notional,
     position_notional,
     relative_error,
 )
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 
 PROD_SWAPS = parse_instruments(load_records(SAMPLES / "instruments_swap_ccxt_markets_info.json"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from posguard.errors import AuthError, ExchangeError, RateLimitedError, RejectedError
-from posguard.frames import detect_entity, load_records, parse_records
+from posguard.frames import detect_entity, parse_records
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 
 FILES = sorted(SAMPLES.glob("*.json"))

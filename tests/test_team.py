@@ -1,6 +1,6 @@
-"""Team mode end to end: Prefect on PostgreSQL, two process workers, the guard flow fanned out
-over 20 simulator accounts (in batches, then one account per run); every account's events land
-once."""
+"""Team mode end to end: Prefect on PostgreSQL, two warm pool workers, the guard flow fanned
+out over 20 simulator accounts (in rounds, then one account per run); every account's events
+land once."""
 
 from __future__ import annotations
 
@@ -156,11 +156,11 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
                     limit=100,
                 )
                 batches = client.read_flow_runs(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-batch"])), limit=100
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-round"])), limit=100
                 )
                 submitted = client.read_events(
                     filter=EventFilter(
-                        event=EventNameFilter(name=["prefect.worker.submitted-flow-run"])
+                        event=EventNameFilter(name=["posguard.worker.started-flow-run"])
                     ),
                     limit=50,
                 ).events
@@ -169,16 +169,17 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
         f"down {time.monotonic() - ran:.1f} s"
     )
     guard_runs = [r for r in runs if r.state and r.state.is_final()]
-    assert len(guard_runs) == 22  # 20 in five batches of 4, then 2 on their own
+    assert len(guard_runs) == 2  # after the rounds, 2 accounts on their own
     assert all(r.state.is_completed() for r in guard_runs)
-    assert sorted(r.parameters["account"] for r in guard_runs) == sorted(ACCOUNTS + ACCOUNTS[:2])
-    assert len(batches) == 5
+    assert sorted(r.parameters["account"] for r in guard_runs) == sorted(ACCOUNTS[:2])
+    assert len(batches) == 5  # 20 accounts in rounds of 4
+    assert sorted(a for b in batches for a in b.parameters["accounts"]) == sorted(ACCOUNTS)
     # Both workers ran flow runs (the pool's work was shared, not done by one of them).
     by_worker: dict[str, int] = {}
     for event in submitted:
         by_worker[event.resource.id] = by_worker.get(event.resource.id, 0) + 1
     assert len(by_worker) == 2, by_worker
-    assert sum(by_worker.values()) >= 6  # the fan-out and five batches, at least
+    assert sum(by_worker.values()) >= 8  # the fan-out, five rounds and two single runs
     assert all(b.state is not None and b.state.is_completed() for b in batches)
     with Registry(registry_url) as registry:
         events = registry.events()

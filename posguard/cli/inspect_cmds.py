@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 parsed; 2 bad input (a value not as OKX sends it, a file that is not an
         answer); 3 the saved answer is itself an exchange error or unusable.
         """
-        from posguard.frames import load_records, parse_records
+        from posguard.frames import parse_records
+        from posguard.okx.saved import load_records
 
         frame = guarded(lambda: parse_records(load_records(path)))
         _show(frame, as_json)

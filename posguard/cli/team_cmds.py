@@ -42,6 +42,43 @@ def register(app: typer.Typer) -> None:
         with reported_errors():
             raise typer.Exit(team_up(settings, config, scheduled=not no_schedule))
 
+    @team.command("worker")
+    def worker(
+        config: ConfigOption = None,
+        server: Annotated[
+            str | None,
+            typer.Option(help="The team's Prefect API URL (default: this host's team.port)."),
+        ] = None,
+        name: Annotated[str, typer.Option(help="This worker's name in the UI.")] = "",
+        pool: Annotated[
+            str | None, typer.Option(help="The work pool (default: team.pool).")
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option(min=1, help="Runs at once (default: team.runs_per_worker).")
+        ] = None,
+    ) -> None:
+        """A warm worker of the team's pool: imports paid once, runs in threads. Reads this
+        host's posguard.toml (credentials never travel through Prefect); Ctrl-C stops."""
+        settings = settings_from(config)
+        export_environment(
+            {
+                "POSGUARD_CONFIG": None if config is None else str(config.resolve()),
+                "PREFECT_API_URL": server,
+            },
+            defaults={"PREFECT_API_URL": f"http://127.0.0.1:{settings.team.port}/api"},
+        )
+        from deployments.team import team_worker
+
+        with reported_errors():
+            raise typer.Exit(
+                team_worker(
+                    settings,
+                    name=name,
+                    pool=pool or settings.team.pool,
+                    limit=limit or settings.team.runs_per_worker,
+                )
+            )
+
     @team.command("run")
     def run(
         config: ConfigOption = None,

@@ -18,7 +18,8 @@ class PosMode(StrEnum):
 
 
 def _records(path: Path, expected: str) -> list[Any]:
-    from posguard.frames import detect_entity, load_records
+    from posguard.frames import detect_entity
+    from posguard.okx.saved import load_records
 
     try:
         records = load_records(path)

@@ -1,6 +1,6 @@
 """OKX payloads -> typed pandas frames: the one place strings become numbers."""
 
-from posguard.frames.detect import detect_entity, load_records, parse_records, records_of
+from posguard.frames.detect import detect_entity, parse_records
 from posguard.frames.parse import (
     AccountConfig,
     parse_account_config,
@@ -17,7 +17,6 @@ from posguard.frames.parse import (
 __all__ = [
     "AccountConfig",
     "detect_entity",
-    "load_records",
     "parse_account_config",
     "parse_candles",
     "parse_fills",
@@ -28,5 +27,4 @@ __all__ = [
     "parse_positions_history",
     "parse_records",
     "parse_server_time",
-    "records_of",
 ]

@@ -17,9 +17,13 @@ LOT_EPSILON = 1e-6
 DERIVATIVE_TYPES = ("SWAP", "FUTURES")
 
 
-def positions_frame(positions: pd.DataFrame, instruments: pd.DataFrame) -> pd.DataFrame:
-    """Positions (leverage resolved) joined with their instrument and the derived checks."""
+def positions_frame(
+    positions: pd.DataFrame, instruments: pd.DataFrame, account: str = ""
+) -> pd.DataFrame:
+    """Positions (leverage resolved) joined with their instrument and the derived checks;
+    `account` names whose they are when several accounts are validated together."""
     merged = position_notional(positions, instruments)
+    merged["account"] = account
     merged["row"] = np.arange(len(merged), dtype="int64")
     is_open = merged["is_open"].to_numpy(dtype=bool)
     measurable = is_open & merged["notionalUsd"].notna().to_numpy()

@@ -1,20 +1,17 @@
-"""Reading saved OKX answers: envelopes, bare `data` arrays or single records.
+"""Which OKX endpoint a list of records came from, and its typed frame.
 
-Used by `posguard validate` (files users saved) and the sample tests: the entity is told by
-the fields its records carry, so a new sample file needs no code.
+Pure: the records come from `posguard.okx.saved` (files users saved) or a client. The entity
+is told by the fields its records carry, so a new sample file needs no code.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from posguard.errors import DataError
 from posguard.frames import parse as P
-from posguard.okx.envelope import CallContext, unwrap
 
 Entity = Literal[
     "positions",
@@ -28,38 +25,6 @@ Entity = Literal[
     "public_time",
     "empty",
 ]
-
-
-def records_of(payload: Any, *, source: str = "payload") -> list[Any]:
-    """The records of an envelope (raising its error), a bare array, or one bare record."""
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict) and "code" in payload:
-        return unwrap(payload, CallContext("FILE", source), http_status=None)
-    if isinstance(payload, dict) and isinstance(payload.get("data"), list) and "arg" in payload:
-        # A websocket push: same record schema as REST, no code.
-        records: list[Any] = payload["data"]
-        return records
-    if isinstance(payload, dict) and payload:
-        return [payload]
-    raise DataError(
-        f"{source}: expected an OKX response envelope, a data array or a record, "
-        f"got {type(payload).__name__}",
-        field="data",
-    )
-
-
-def load_records(path: Path) -> list[Any]:
-    """Records from a JSON file; unreadable files raise `DataError` naming the file."""
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror})", field=None) from None
-    except RecursionError:
-        raise DataError(f"{path}: JSON nested too deeply to read", field=None) from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers too long
-        raise DataError(f"{path}: not valid JSON ({exc})", field=None) from None
-    return records_of(payload, source=str(path))
 
 
 def detect_entity(records: list[Any]) -> Entity:

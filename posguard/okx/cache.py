@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from posguard.bars import BAR_MS
@@ -31,6 +32,7 @@ class PublicCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[float, list[Any]]] = {}
+        self._filling: dict[str, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
 
@@ -40,6 +42,16 @@ class PublicCache:
             bar_ms = BAR_MS.get(params.get("bar", "1m"), 60_000)
             return min(self.max_age, bar_ms / 1000)
         return self.max_age
+
+    @contextmanager
+    def single_flight(self, key: str) -> Iterator[None]:
+        """Held while one caller asks the exchange for `key`: the others wait, then find
+        its answer cached (a round's threads asked for the same candles at once, each
+        spending a slot of the IP's limit)."""
+        with self._lock:
+            lock = self._filling.setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     def get(self, key: str, max_age: float) -> list[Any] | None:
         with self._lock:

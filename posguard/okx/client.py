@@ -9,9 +9,11 @@ The transport is injectable: tests pass `httpx.MockTransport` or talk to the sim
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -71,6 +73,14 @@ def _query(params: Params | None) -> str:
     return urlencode(pairs)
 
 
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's roots, SSL_CERT_FILE/SSL_CERT_DIR honoured),
+    built once per process: loading the roots cost more than a whole account's requests
+    to a local simulator when a round opened a client per account."""
+    return httpx.create_ssl_context()
+
+
 class OkxClient:
     """A synchronous client for one account (or for public endpoints only, without one)."""
 
@@ -114,6 +124,7 @@ class OkxClient:
             transport=transport,
             timeout=httpx.Timeout(timeout_seconds),
             headers=headers,
+            verify=_tls_context(),
         )
 
     @classmethod
@@ -227,9 +238,26 @@ class OkxClient:
             max_age = self._cache.age_limit(
                 endpoint, {k: str(v) for k, v in (params or {}).items()}
             )
-            cached = self._cache.get(cache_key, max_age)
-            if cached is not None:
-                return cached
+            # One request per key at a time: callers asking for the same public answer
+            # meanwhile wait for it instead of each spending a slot of the IP's rate limit.
+            with self._cache.single_flight(cache_key):
+                cached = self._cache.get(cache_key, max_age)
+                if cached is not None:
+                    return cached
+                data = self._exchange(endpoint, request_path, params, body, keep)
+                self._cache.put(cache_key, data)
+                return data
+        return self._exchange(endpoint, request_path, params, body, keep)
+
+    def _exchange(
+        self,
+        endpoint: ep.Endpoint,
+        request_path: str,
+        params: Params | None,
+        body: Record | list[Record] | None,
+        keep: Collection[str] | None,
+    ) -> list[Any]:
+        """One request and its decoded answer, within the endpoint's rate limit."""
         body_text = "" if body is None else json.dumps(body, separators=(",", ":"))
         ctx = CallContext(endpoint.method, endpoint.path, self.account_name)
         headers: dict[str, str] = {}
@@ -282,8 +310,6 @@ class OkxClient:
         except RateLimitedError:
             self._limiter.penalize(key, endpoint.window_seconds)
             raise
-        if self._cache is not None and cache_key is not None:
-            self._cache.put(cache_key, data)
         return data
 
     def _transport_error(

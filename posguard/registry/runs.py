@@ -39,6 +39,11 @@ def read_runs(connection: Connection, account: str | None = None) -> list[dict[s
     return [dict(r) for r in connection.execute(statement).mappings()]
 
 
+def read_statuses(connection: Connection, run_ids: list[str]) -> dict[str, str]:
+    statement = select(S.runs.c.id, S.runs.c.status).where(S.runs.c.id.in_(run_ids))
+    return {str(row.id): str(row.status) for row in connection.execute(statement)}
+
+
 def record_leverage_change(connection: Connection, values: dict[str, Any]) -> None:
     connection.execute(insert(S.leverage_changes).values(**values))
 

@@ -319,6 +319,19 @@ class Registry:
         with self.db.read("read runs") as connection:
             return runs.read_runs(connection, account)
 
+    def record_run(
+        self, run_id: str, account: str, flow: str, status: str, summary: dict[str, Any]
+    ) -> None:
+        """A run that is over, recorded in one transaction (its start kept if recorded)."""
+        with self.db.write("record run") as connection:
+            runs.start_run(self.db, connection, run_id, account, flow)
+            runs.finish_run(connection, run_id, status, summary)
+
+    def run_statuses(self, run_ids: list[str]) -> dict[str, str]:
+        """The status of each of these runs that was recorded (by primary key: O(ids))."""
+        with self.db.read("read run statuses") as connection:
+            return runs.read_statuses(connection, run_ids)
+
     def alerted_failures(self, account: str) -> set[FailureKey]:
         """The failing expectation rows the account's last validation alerted on."""
         with self.db.read("read alerted failures") as connection:

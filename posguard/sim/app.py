@@ -22,12 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from posguard.instants import parse_instant
 from posguard.okx import endpoints as ep
 from posguard.okx.signing import verify
 from posguard.sim import endpoints, funding
 from posguard.sim.book import Account, SimRefusal
 from posguard.sim.exchange import SimExchange
-from posguard.sim.scenario import ScenarioError, Step, parse_instant, validate_scenario
+from posguard.sim.scenario import ScenarioError, Step, validate_scenario
 
 CONTROL_PREFIX = "/__sim__"
 TIMESTAMP_WINDOW_MS = 30_000

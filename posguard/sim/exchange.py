@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from posguard.instants import parse_instant
 from posguard.okx import endpoints as ep
 from posguard.sim import book
 from posguard.sim.book import Account, Position, SimRefusal
@@ -22,7 +23,7 @@ from posguard.sim.market import (
     synthetic_instruments,
 )
 from posguard.sim.numbers import dec, okx_str, round_to
-from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step, parse_instant
+from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step
 
 # The credentials of the default account: fixed, documented and obviously not real.
 DEMO_ACCOUNT = ScenarioAccount(

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -42,37 +41,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from posguard.errors import ConfigError
+from posguard.instants import parse_instant
 from posguard.okx.endpoints import ALL_ENDPOINTS
 
 DEFAULT_START = "2025-12-20T00:00:00.000Z"
 ENDPOINT_NAMES = {e.name for e in ALL_ENDPOINTS} | {e.path for e in ALL_ENDPOINTS} | {"*"}
-_RELATIVE = re.compile(r"^\+(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
 
 class ScenarioError(ConfigError):
     """A scenario that cannot be used; the message names the file, the step and the field."""
-
-
-def parse_instant(value: str, start_ms: int) -> int:
-    """ISO-8601 UTC, or "+1h2m3s" relative to the scenario's start, as epoch ms."""
-    text = value.strip()
-    match = _RELATIVE.match(text)
-    if match and text != "+":
-        hours, minutes, seconds, millis = match.groups()
-        offset = (
-            int(hours or 0) * 3_600_000
-            + int(minutes or 0) * 60_000
-            + int(float(seconds or 0) * 1000)
-            + int(millis or 0)
-        )
-        return start_ms + offset
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{value!r} is neither ISO-8601 UTC nor '+<n>h<n>m<n>s'") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone; write it in UTC with a trailing Z")
-    return int(moment.astimezone(UTC).timestamp() * 1000)
 
 
 class ScenarioAccount(BaseModel):

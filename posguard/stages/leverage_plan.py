@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,23 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def market_volatility(
+    client: OkxClient, inst_ids: list[str], config: LeverageConfig
+) -> dict[str, Volatility]:
+    """Each instrument's volatility from its recent candles (public data: the same for every
+    account of the environment); a refused candles request makes it N/A with the reason."""
+    candles, refused = fetch_candles(client, inst_ids, bar=config.bar, bars=config.window + 2)
+    found: dict[str, Volatility] = {}
+    for inst_id in sorted(set(inst_ids)):
+        if inst_id in refused:
+            found[inst_id] = not_available(config.method, refused[inst_id])
+        else:
+            found[inst_id] = estimate(
+                candles.get(inst_id), bar=config.bar, window=config.window, method=config.method
+            )
+    return found
+
+
 def recalculate(
     client: OkxClient,
     config: LeverageConfig,
@@ -93,24 +111,23 @@ def recalculate(
     registry: Registry | None = None,
     run_id: str | None = None,
     snapshot: AccountSnapshot | None = None,
+    volatility: Mapping[str, Volatility] | None = None,
 ) -> LeverageReport:
     """The plan, and with `apply` its set-leverage calls; `host_allows` False records each
-    change as refused by configuration (a run from Prefect on a host that does not allow it)."""
+    change as refused by configuration (a run from Prefect on a host that does not allow it).
+    `volatility`: estimates already made for this moment (a round's, shared by its accounts);
+    instruments it lacks are estimated here."""
     account = client.account_name or "public"
     snapshot = snapshot or fetch_snapshot(client)
     instruments = fetch_instruments(client, "SWAP")
     positions = snapshot.positions
     tiers = fetch_tiers(client, instruments, positions)
     open_ids = sorted(set(positions.loc[positions["is_open"], "instId"]))
-    candles, refused = fetch_candles(client, open_ids, bar=config.bar, bars=config.window + 2)
-    volatility: dict[str, Volatility] = {}
-    for inst_id in open_ids:
-        if inst_id in refused:
-            volatility[inst_id] = not_available(config.method, refused[inst_id])
-        else:
-            volatility[inst_id] = estimate(
-                candles.get(inst_id), bar=config.bar, window=config.window, method=config.method
-            )
+    known = dict(volatility or {})
+    volatility = {
+        **{i: known[i] for i in open_ids if i in known},
+        **market_volatility(client, [i for i in open_ids if i not in known], config),
+    }
     overrides = {k: v.model_dump() for k, v in config.instruments.items()}
     leverage_plan = plan(
         positions,

@@ -24,8 +24,9 @@ import pandas as pd
 from posguard import frames
 from posguard.drift import DriftEvent, DriftSettings
 from posguard.errors import DataError, PosguardError
+from posguard.instants import parse_instant
+from posguard.okx.saved import records_of
 from posguard.registry import Registry, sqlite_url
-from posguard.sim.scenario import parse_instant
 from posguard.stages.cycle import run_cycle
 
 SYNC_MEMBERS = {
@@ -114,7 +115,7 @@ def timeline_from(document: Any, source: str) -> Timeline:
     lot_sizes: dict[str, float] = {}
     if document.get("instruments") is not None:
         try:
-            records = frames.records_of(document["instruments"], source=f"{source} instruments")
+            records = records_of(document["instruments"], source=f"{source} instruments")
             specs = frames.parse_instruments(records)
         except PosguardError as exc:
             raise TimelineError(f"{source}: instruments: {exc}") from None

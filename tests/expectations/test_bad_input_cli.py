@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from posguard.cli import app
-from posguard.frames import load_records, parse_instruments, parse_positions
+from posguard.frames import parse_instruments, parse_positions
 from posguard.frames.contract import positions_frame
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 from tests.helpers import xrp_position as xrp
 

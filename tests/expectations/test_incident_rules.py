@@ -8,9 +8,10 @@ import pytest
 
 from expectations.report import ValidationReport
 from expectations.runner import ExpectationsRunner, shared_runner
-from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames import parse_instruments, parse_leverage_info, parse_positions
 from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 from tests.helpers import xrp_position as xrp
 

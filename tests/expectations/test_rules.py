@@ -17,9 +17,10 @@ from expectations.report import RuleResult
 from expectations.rules import RULES, rule_result
 from expectations.runner import ALLOWED_POS_SIDES, ExpectationsRunner, shared_runner
 from expectations.suites import suite
-from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames import parse_instruments, parse_leverage_info, parse_positions
 from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 from tests.helpers import xrp_position as position
 
@@ -150,3 +151,61 @@ def test_a_rule_gx_did_not_report_is_a_failure_not_a_pass(runner: ExpectationsRu
     assert results
     assert all(not r.success for r in results)
     assert "GX reported 0 of the rule's 1" in results[0].failing[0].detail
+
+
+def _contract(*records: Record) -> pd.DataFrame:
+    return positions_frame(
+        resolve_leverage(parse_positions(list(records)), parse_leverage_info([])), INSTRUMENTS
+    )
+
+
+def test_a_round_validates_accounts_together_and_names_each_failing_row_by_account(
+    runner: ExpectationsRunner,
+) -> None:
+    # The same position in two accounts is not a duplicate; b's unknown lever is b's alone.
+    contracts = {
+        "a": _contract(position()),
+        "b": _contract(position(), position(mgnMode="isolated", lever="")),
+        "c": _contract(),  # no positions at all
+    }
+    modes = dict.fromkeys(contracts, "net_mode")
+    reports = runner.validate_accounts(contracts, modes)
+    assert set(reports) == {"a", "b", "c"}
+    assert reports["a"].success
+    assert reports["c"].success
+    assert not reports["b"].success
+    assert [(r.expectation, f.mgn_mode) for r in reports["b"].failed for f in r.failing] == [
+        ("lever > 0", "isolated")
+    ]
+    # Each account's report is its own: every rule reported, its rows only.
+    assert len(reports["a"].results) == len(reports["b"].results) == len(RULES["positions"])
+
+
+def test_a_round_with_two_position_modes_checks_each_account_against_its_own(
+    runner: ExpectationsRunner,
+) -> None:
+    hedged = position(posSide="long")
+    reports = runner.validate_accounts(
+        {"net": _contract(hedged), "hedged": _contract(hedged)},
+        {"net": "net_mode", "hedged": "long_short_mode"},
+    )
+    assert [(r.expectation, f.pos_side) for r in reports["net"].failed for f in r.failing] == [
+        ("posSide consistent with posMode", "long")
+    ]
+    assert reports["hedged"].success
+
+
+def test_a_combined_report_names_the_account_of_each_failing_row(
+    runner: ExpectationsRunner,
+) -> None:
+    together = pd.concat(
+        [_contract(position()).assign(account="a"), _contract(position()).assign(account="b")],
+        ignore_index=True,
+    )
+    together["row"] = range(len(together))
+    duplicated = pd.concat([together, together.iloc[[0]].assign(row=2)], ignore_index=True)
+    report = runner.validate(duplicated, None, pos_mode="net_mode")
+    (unique,) = [r for r in report.failed if r.expectation == "(instId, posSide, mgnMode) unique"]
+    assert {row.account for row in unique.failing} == {"a"}
+    assert unique.failing[0].to_dict()["account"] == "a"
+    assert report.for_account("b").success

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from expectations.runner import shared_runner
-from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_positions
+from posguard.frames import parse_instruments, parse_leverage_info, parse_positions
 from posguard.frames.contract import instruments_frame, positions_frame
 from posguard.leverage import resolve_leverage
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 
 PROD = parse_instruments(load_records(SAMPLES / "instruments_swap_ccxt_markets_info.json"))

@@ -11,16 +11,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterName,
-    FlowRunFilterParentFlowRunId,
 )
 
-from flows import guard_account, guard_batch, reconcile_positions
+from flows import guard_account, reconcile_positions
 from posguard.registry import Registry
-from posguard.sim import SimExchange, SimServer
 from tasks.context import reload_settings, settings
 from tests.flows.conftest import Incident
 from tests.flows.helpers import advance, artifact_keys, events_named, now, seed_bot_writes
-from tests.sim.conftest import MAIN, scenario
+from tests.sim.conftest import MAIN
 
 DESK = {**MAIN, "name": "desk", "api_key": "sim-desk-key", "secret_key": "sim-desk-secret"}
 
@@ -112,60 +110,3 @@ def test_flow_runs_are_named_after_the_account(incident: Incident) -> None:
         )
     assert runs
     assert all(run.name.startswith("main-2") for run in runs)
-
-
-def test_a_batch_runs_every_account_and_keeps_a_failure_its_own(
-    tmp_path: Path, prefect_server: None
-) -> None:
-    steps = [
-        {"at": "+0s", "action": "open", "instId": "XRP-USDT-SWAP", "sz": "10", "px": "1.93"},
-        {
-            "at": "+0s",
-            "action": "open",
-            "account": "desk",
-            "instId": "XRP-USDT-SWAP",
-            "sz": "20",
-            "px": "1.93",
-        },
-    ]
-    exchange = SimExchange(scenario(name="batch", accounts=[MAIN, DESK], steps=steps))
-    with SimServer(exchange) as server:
-        config = tmp_path / "posguard.toml"
-        lines = [
-            f'state_dir = "{tmp_path / "state"}"',
-            f'registry_url = "sqlite:///{tmp_path}/r.db"',
-        ]
-        for name, spec, secret in (
-            ("main", MAIN, MAIN["secret_key"]),
-            ("broken", MAIN, "not-the-secret"),  # a wrong secret: 50113, not retried
-            ("desk", DESK, DESK["secret_key"]),
-        ):
-            lines += [
-                f"[accounts.{name}]",
-                f'api_key = "{spec["api_key"]}"',
-                f'secret_key = "{secret}"',
-                f'passphrase = "{spec["passphrase"]}"',
-                "demo = true",
-                f'base_url = "{server.base_url}"',
-            ]
-        config.write_text("\n".join(lines) + "\n")
-        with configured(config):
-            state = guard_batch(
-                ["main", "broken", "desk"], run_expectations=False, return_state=True
-            )
-    assert state.is_failed()
-    assert "broken" in state.message
-    assert "main" not in state.message
-    assert "desk" not in state.message
-    assert "not-the-secret" not in state.message
-    with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(
-                    any_=[state.state_details.flow_run_id]
-                )
-            )
-        )
-    outcome = {c.parameters["account"]: c.state.name for c in children}
-    # The account after the broken one still ran: a failure stays its own.
-    assert outcome == {"main": "Completed", "broken": "Failed", "desk": "Completed"}

@@ -79,3 +79,51 @@ def test_a_flow_without_its_object_is_refused_at_start() -> None:
 
     with pytest.raises(ValueError, match="warm-other"):
         WarmServer([other.to_deployment(name="x")], [probe])
+
+
+def test_a_pool_worker_runs_the_pools_runs_in_its_process_and_says_which(
+    prefect_server: None,
+) -> None:
+    """Team mode's workers: deployments made by someone else on a work pool; every run of
+    them in the worker's own threads (the imports paid once per worker, not once per run)."""
+    from contextlib import suppress
+
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.events.filters import EventFilter, EventNameFilter
+    from prefect.exceptions import ObjectAlreadyExists
+
+    pool = "warm-test-pool"
+    with get_client(sync_client=True) as client:
+        with suppress(ObjectAlreadyExists):
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        flow_id = client.create_flow(probe)
+        deployment_id = client.create_deployment(
+            flow_id=flow_id, name="pooled", work_pool_name=pool, parameters={"n": 1}
+        )
+    worker = WarmServer([], [probe], limit=2, poll_seconds=0.2, pool=pool, name="warm-tester")
+    serving = threading.Thread(target=worker.serve, daemon=True)
+    serving.start()
+    RAN.clear()
+    try:
+        runs = [
+            run_deployment(name="warm-probe/pooled", parameters={"n": n}, timeout=120)
+            for n in (3, 4)
+        ]
+    finally:
+        worker.stopping.set()
+        serving.join(timeout=60)
+    assert all(isinstance(r, FlowRun) and r.state and r.state.is_completed() for r in runs)
+    assert sorted(n for _, _, n in RAN) == [3, 4]
+    # Both in this process: no interpreter per run.
+    assert {pid for pid, _, _ in RAN} == {os.getpid()}
+    assert all(thread.startswith("warm-run") for _, thread, _ in RAN)
+    with get_client(sync_client=True) as client:
+        pooled = client.read_deployment(deployment_id)
+        started = client.read_events(
+            filter=EventFilter(event=EventNameFilter(name=["posguard.worker.started-flow-run"])),
+            limit=20,
+        ).events
+        workers = client.read_workers_for_work_pool(pool)
+    assert pooled.work_pool_name == pool
+    assert any(e.resource.id == "posguard.worker.warm-tester" for e in started)
+    assert [w.name for w in workers] == ["warm-tester"]  # the UI lists it under the pool

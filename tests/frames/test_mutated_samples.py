@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 from posguard.errors import DataError
 from posguard.frames import entities as E
-from posguard.frames import load_records, parse_instruments, parse_leverage_info, parse_records
+from posguard.frames import parse_instruments, parse_leverage_info, parse_records
 from posguard.frames.contract import positions_frame
 from posguard.frames.detect import Entity
 from posguard.frames.schema import Schema
 from posguard.leverage import resolve_leverage
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 
 # Hypothesis warns when the global `random` state changes while a strategy draws. These

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posguard.frames import load_records, parse_candles
+from posguard.frames import parse_candles
 from posguard.leverage.volatility import estimate
+from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
 
 

@@ -91,3 +91,38 @@ def test_large_answers_are_not_kept() -> None:
         okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
         okx.candles("XRP-USDT-SWAP", bar="1m", limit=1)
     assert len(fake.requests_to(CANDLES)) == 2
+
+
+def test_callers_asking_for_the_same_answer_at_once_send_one_request() -> None:
+    """A round's threads asked for the same candles at the same moment: each missed the cache
+    and spent a slot of the IP's limit (800 requests for 50 instruments over 16 threads)."""
+    import threading
+
+    fake, everyone_asked = fake_exchange(), threading.Event()
+    answered = fake.routes[CANDLES]
+    arrived: list[int] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        # Without single flight all eight arrive here and the last lets them go; with it the
+        # first holds its answer a second while the other seven wait for it.
+        arrived.append(1)
+        if len(arrived) == 8:
+            everyone_asked.set()
+        everyone_asked.wait(timeout=1)
+        return answered(request)
+
+    fake.routes[CANDLES] = slow
+    cache = PublicCache(max_age=60)
+    results: list[str] = []
+
+    def ask(name: str) -> None:
+        with client(fake, cache, name) as okx:
+            results.append(okx.candles("XRP-USDT-SWAP", bar="1m", limit=1).records[0][4])
+
+    askers = [threading.Thread(target=ask, args=(f"acct{n}",)) for n in range(8)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join(timeout=30)
+    assert results == ["1.93"] * 8
+    assert len(fake.requests_to(CANDLES)) == 1

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from posguard.cli import app
 from posguard.frames import parse_instruments, parse_positions
 from posguard.frames.contract import positions_frame
+from posguard.instants import parse_instant
 from posguard.sim import ScenarioError, SimExchange, SimServer
 from posguard.sim.cli_support import load_for_cli, parse_account_option
-from posguard.sim.scenario import parse_instant, shipped_scenarios
+from posguard.sim.scenario import shipped_scenarios
 from tests.sim.conftest import MAIN, client_for, scenario, shipped
 
 CAUSES = [
