@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from pydantic import SecretStr
 
 from posguard.errors import ConfigError
 
@@ -20,7 +21,11 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         return probe.connect_ex((host, port)) != 0
 
 
-def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+def prefect_env(
+    home: Path, api_url: str | None = None, auth_string: SecretStr | None = None
+) -> dict[str, str]:
+    """The environment of a Prefect process posguard starts; `auth_string` is what its
+    client sends to a server with basic authentication."""
     env = dict(os.environ)
     env.update(
         {
@@ -36,15 +41,28 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
         env["PREFECT_API_URL"] = api_url
     else:
         env.pop("PREFECT_API_URL", None)
+    if auth_string is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth_string.get_secret_value()
     return env
 
 
 class PrefectServer:
-    """`prefect server start` on 127.0.0.1 with its SQLite database under `home`."""
+    """`prefect server start` with its SQLite database under `home`, on 127.0.0.1 unless
+    told `host` (then only with `auth_string`: see deployments/team.py)."""
 
-    def __init__(self, home: Path, port: int = 4200, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int = 4200,
+        log: Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        auth_string: SecretStr | None = None,
+    ) -> None:
         self.home = home
         self.port = port
+        self.host = host
+        self.auth_string = auth_string
         self.log = log or home / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
         # Server settings beyond the defaults (team mode: PostgreSQL, Redis).
@@ -52,7 +70,12 @@ class PrefectServer:
 
     @property
     def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.near_host}:{self.port}"
+
+    @property
+    def near_host(self) -> str:
+        """The address clients on this host use: loopback for a server on every address."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
 
     @property
     def api_url(self) -> str:
@@ -62,11 +85,13 @@ class PrefectServer:
         env = prefect_env(self.home)
         # The UI calls the API at this address; it defaults to port 4200 whatever --port is.
         env["PREFECT_SERVER_UI_API_URL"] = self.api_url
+        if self.auth_string is not None:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string.get_secret_value()
         env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 180) -> PrefectServer:
-        if not port_free(self.port):
+        if not port_free(self.port, self.near_host):
             raise ConfigError(
                 f"port {self.port} is in use: stop what runs there or pass --port to choose "
                 f"another for the Prefect server"
@@ -81,7 +106,7 @@ class PrefectServer:
                     "server",
                     "start",
                     "--host",
-                    "127.0.0.1",
+                    self.host,
                     "--port",
                     str(self.port),
                 ],

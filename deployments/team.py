@@ -18,14 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import psycopg
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.settings import (
+    PREFECT_API_AUTH_STRING,
+    PREFECT_API_URL,
+    temporary_settings,
+)
+from prefect.settings.legacy import Setting
 from psycopg.conninfo import make_conninfo
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -41,13 +50,14 @@ ROOT = Path(__file__).resolve().parents[1]
 class TeamOptions:
     # The Prefect server's own database (created with pg_trgm when missing).
     database_url: str = "postgresql+asyncpg://127.0.0.1:5432/posguard_prefect"
-    # Redis messaging (prefect-redis) is off by default: with prefect 3.8.8 and prefect-redis
-    # 0.3.0 on PostgreSQL, the server's task-run recorder hit foreign-key violations and
-    # dropped task-run events in the 20-account test. Pass a URL to use it anyway.
+    # Redis messaging (prefect-redis): tested (tests/test_team.py), off by default because
+    # one host needs no broker; several Prefect servers need it.
     redis_url: str | None = None
     workers: int = 2
     runs_per_worker: int = 4
     port: int = 4200
+    listen: str = "127.0.0.1"
+    auth_string: SecretStr | None = None
     pool: str = POOL
     state_dir: Path = Path(".posguard/team")
     config: Path | None = None
@@ -62,6 +72,8 @@ class TeamOptions:
             workers=team.workers,
             runs_per_worker=team.runs_per_worker,
             port=team.port,
+            listen=team.listen,
+            auth_string=team.auth_string,
             pool=team.pool,
             state_dir=settings.state_dir / "team",
             config=config,
@@ -187,14 +199,16 @@ class Team:
     def __init__(self, options: TeamOptions) -> None:
         self.options = options
         home = options.state_dir.resolve() / "prefect"
-        self.server = PrefectServer(home, options.port)
+        self.server = PrefectServer(
+            home, options.port, host=options.listen, auth_string=options.auth_string
+        )
         self.server.extra_env.update(server_env(options))
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> Team:
         ensure_database(self.options)
         self.server.start()
-        env = prefect_env(self.server.home, self.server.api_url)
+        env = prefect_env(self.server.home, self.server.api_url, self.options.auth_string)
         if self.options.config is not None:
             env["POSGUARD_CONFIG"] = str(self.options.config.resolve())
         for number in range(self.options.workers):
@@ -250,6 +264,34 @@ class Team:
         self.stop()
 
 
+def check_api(pool: str) -> None:
+    """Before serving: the team's API answers, accepts this host's auth string, and has the
+    pool. Each failure says what to set."""
+    from prefect.exceptions import ObjectNotFound
+
+    url = PREFECT_API_URL.value() or "(PREFECT_API_URL not set)"
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_work_pool(pool)
+    except ObjectNotFound:
+        raise ConfigError(
+            f"the team's API at {url} has no work pool {pool!r}: start `posguard team up` "
+            f"there first, or pass the pool it uses (--pool)"
+        ) from None
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 401:
+            raise ConfigError(
+                f"the team's API at {url} refused this worker (401): set team.auth_string "
+                f"(POSGUARD_TEAM__AUTH_STRING) on this host to the server's"
+            ) from None
+        raise ConfigError(f"the team's API at {url} answered {exc.response.status_code}") from None
+    except httpx.HTTPError as exc:
+        raise ConfigError(
+            f"the team's API at {url} is not reachable ({type(exc).__name__}); check --server "
+            f"and that port {urlsplit(url).port or 4200} is open to this host"
+        ) from None
+
+
 def team_worker(settings: Settings, *, name: str = "", pool: str = POOL, limit: int = 4) -> int:
     """`posguard team worker`: a warm worker of the team's pool (deployments/warm.py). The
     flows are imported here, once; every run of the pool whose flow is posguard's runs in
@@ -278,12 +320,20 @@ def team_worker(settings: Settings, *, name: str = "", pool: str = POOL, limit: 
         pool=pool,
         name=name or f"posguard-{socket.gethostname()}-{os.getpid()}",
     )
+    check_api(pool)
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
     try:
         worker.serve()
     except KeyboardInterrupt:
         worker.stopping.set()
     return 0
+
+
+def client_settings(server: PrefectServer, options: TeamOptions) -> dict[Setting, Any]:
+    values: dict[Setting, Any] = {PREFECT_API_URL: server.api_url}
+    if options.auth_string is not None:
+        values[PREFECT_API_AUTH_STRING] = options.auth_string.get_secret_value()
+    return values
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
@@ -298,11 +348,19 @@ def team_up(settings: Settings, config: Path | None, *, scheduled: bool = True) 
     if not settings.accounts:
         raise ConfigError("no accounts configured; add [accounts.NAME] or accounts_file")
     options = TeamOptions.from_settings(settings, config)
+    if settings.team.listens_beyond_loopback and settings.team.auth_string is None:
+        raise ConfigError(
+            f"team.listen = {settings.team.listen!r} would open the Prefect API, which can start "
+            f"leverage runs, to the network without authentication; set team.auth_string "
+            f'("user:password", e.g. POSGUARD_TEAM__AUTH_STRING in this host\'s environment) '
+            f"or listen on 127.0.0.1"
+        )
     options.state_dir.mkdir(parents=True, exist_ok=True)
     ensure_database(options)  # a bad URL or a stopped PostgreSQL is reported before anything
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    with Team(options) as team:
-        os.environ["PREFECT_API_URL"] = team.server.api_url
+    with Team(options) as team, temporary_settings(client_settings(team.server, options)):
+        # Prefect reads its environment once, at import: the API address and auth string
+        # of the server just started are given as settings (os.environ would be ignored).
         ensure_alerting(settings.alerts)
         names = deploy_to_pool(settings, options.pool, scheduled=scheduled)
         print(

@@ -244,7 +244,7 @@ class ScheduleConfig(BaseModel):
 
 
 class TeamConfig(BaseModel):
-    """Team mode: Prefect's server on PostgreSQL, a process work pool and its workers."""
+    """Team mode: Prefect's server on PostgreSQL, a work pool and its warm workers."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -253,16 +253,34 @@ class TeamConfig(BaseModel):
     # Redis messaging through prefect-redis; None keeps Prefect's in-memory broker (see README).
     redis_url: str | None = None
     workers: int = Field(default=2, ge=1, le=64)
-    # Flow runs one worker runs at once (each is a process that imports pandas, Prefect and
-    # GX): more than a few per core only makes them wait for each other.
+    # Flow runs one worker runs at once, in its threads (a round of many accounts is one run).
     runs_per_worker: int = Field(default=4, ge=1, le=100)
     port: int = Field(default=4200, ge=1, le=65535)
+    # Where the Prefect server listens. Beyond loopback only with `auth_string` set: the API
+    # can start live leverage runs (the worker host's `[leverage] apply` still decides).
+    listen: str = "127.0.0.1"
+    # Prefect's basic authentication, "user:password": the server requires it and posguard's
+    # clients (team up, team worker, team run) send it. A secret: from the environment
+    # (POSGUARD_TEAM__AUTH_STRING) or a file only this host reads, never from Prefect.
+    auth_string: SecretStr | None = None
     pool: str = "posguard"
-    # Accounts per guard flow run. More than 1: one process checks a batch in turn, each
-    # account still its own subflow (its own state and failure), and the batch shares imports,
-    # the GX context and public market data (posguard.okx.cache). 1: a process per account,
-    # which costs ~15 s of CPU each and multiplies the candle requests OKX limits per IP.
+    # Accounts per guard-round flow run: one run observes, validates and settles the batch
+    # (flows/round.py) and shares instruments, candles and one GX run. 1: a guard-account run
+    # per account, with four flow runs and a GX run each.
     accounts_per_run: int = Field(default=10, ge=1, le=1000)
+
+    @field_validator("auth_string")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, colon, password = value.get_secret_value().partition(":")
+            if not (user and colon and password):
+                raise ValueError('must be "user:password" (Prefect\'s basic authentication)')
+        return value
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        return self.listen not in ("127.0.0.1", "localhost", "::1")
 
 
 class Settings(BaseSettings):

@@ -17,7 +17,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    TaskRunFilter,
+    TaskRunFilterName,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -57,10 +65,21 @@ def databases() -> Iterator[tuple[str, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("team")  # a worker of its own from the start
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize(
+    "redis_url",
+    [
+        # Each on a worker of its own from the start.
+        pytest.param(None, id="in-memory-messaging", marks=pytest.mark.xdist_group("team")),
+        pytest.param(
+            "redis://127.0.0.1:6379/0",
+            id="redis-messaging",
+            marks=pytest.mark.xdist_group("team-redis"),
+        ),
+    ],
+)
 def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
-    tmp_path: Path, databases: tuple[str, str]
+    tmp_path: Path, databases: tuple[str, str], redis_url: str | None
 ) -> None:
     prefect_db, registry_db = databases
     accounts = [
@@ -104,6 +123,7 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
         options = TeamOptions(
             database_url=f"postgresql+asyncpg://127.0.0.1:5432/{prefect_db}",
             workers=2,
+            redis_url=redis_url,
             # Two runs per worker: the one holding the fan-out has room for one batch, so the
             # other worker must take batches too (checked below).
             runs_per_worker=2,
@@ -158,6 +178,22 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
                 batches = client.read_flow_runs(
                     flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-round"])), limit=100
                 )
+                # Task runs reach the server as events (the task-run recorder writes them):
+                # every account settled in a round is there, whichever broker carried it.
+                settled: set[str] = set()
+                deadline = time.monotonic() + 60
+                while len(settled) < len(ACCOUNTS) and time.monotonic() < deadline:
+                    task_runs = client.read_task_runs(
+                        task_run_filter=TaskRunFilter(
+                            name=TaskRunFilterName(like_="settle-"),
+                            state=TaskRunFilterState(
+                                type=TaskRunFilterStateType(any_=[StateType.COMPLETED])
+                            ),
+                        ),
+                        limit=100,
+                    )
+                    settled = {t.name.removeprefix("settle-") for t in task_runs}
+                    time.sleep(1)
                 submitted = client.read_events(
                     filter=EventFilter(
                         event=EventNameFilter(name=["posguard.worker.started-flow-run"])
@@ -186,6 +222,7 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
     per_account: dict[str, list[tuple[str, str]]] = {}
     for event in events:
         per_account.setdefault(event["account"], []).append((event["status"], event["cause"]))
+    assert settled == set(ACCOUNTS)
     assert sorted(per_account) == ACCOUNTS
     for account in ACCOUNTS:
         assert per_account[account] == [("confirmed", "closed")], account

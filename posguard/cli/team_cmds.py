@@ -25,12 +25,21 @@ def register(app: typer.Typer) -> None:
     @team.command("up")
     def up(
         config: ConfigOption = None,
+        listen: Annotated[
+            str | None,
+            typer.Option(
+                help="Address the Prefect server listens on (default: team.listen, 127.0.0.1); "
+                "beyond loopback only with team.auth_string set."
+            ),
+        ] = None,
         no_schedule: Annotated[
             bool, typer.Option("--no-schedule", help="Deploy for on-demand runs only.")
         ] = False,
     ) -> None:
         """Start the server and the workers, deploy every account; hold until Ctrl-C."""
         settings = settings_from(config)
+        if listen is not None:
+            settings.team.listen = listen
         export_environment(
             {
                 "POSGUARD_CONFIG": None if config is None else str(config.resolve()),
@@ -60,10 +69,12 @@ def register(app: typer.Typer) -> None:
         """A warm worker of the team's pool: imports paid once, runs in threads. Reads this
         host's posguard.toml (credentials never travel through Prefect); Ctrl-C stops."""
         settings = settings_from(config)
+        auth = settings.team.auth_string
         export_environment(
             {
                 "POSGUARD_CONFIG": None if config is None else str(config.resolve()),
                 "PREFECT_API_URL": server,
+                "PREFECT_API_AUTH_STRING": None if auth is None else auth.get_secret_value(),
             },
             defaults={"PREFECT_API_URL": f"http://127.0.0.1:{settings.team.port}/api"},
         )
@@ -99,10 +110,12 @@ def register(app: typer.Typer) -> None:
         account (or batch) on the pool. Progress goes to stderr. Exit 1 when an account did
         not complete."""
         settings = settings_from(config)
+        auth = settings.team.auth_string
         export_environment(
             {
                 "POSGUARD_CONFIG": None if config is None else str(config.resolve()),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_API_AUTH_STRING": None if auth is None else auth.get_secret_value(),
             },
             defaults={
                 "PREFECT_API_URL": f"http://127.0.0.1:{settings.team.port}/api",
