@@ -252,7 +252,8 @@ class TeamConfig(BaseModel):
     prefect_database_url: str = "postgresql+asyncpg://127.0.0.1:5432/posguard_prefect"
     # Redis messaging through prefect-redis; None keeps Prefect's in-memory broker (see README).
     redis_url: str | None = None
-    workers: int = Field(default=2, ge=1, le=64)
+    # 0: a server host only; workers join from other hosts (`posguard team worker`).
+    workers: int = Field(default=2, ge=0, le=64)
     # Flow runs one worker runs at once, in its threads (a round of many accounts is one run).
     runs_per_worker: int = Field(default=4, ge=1, le=100)
     port: int = Field(default=4200, ge=1, le=65535)
