@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from posguard import drift
 from posguard.cli import app
 from posguard.frames import parse_instruments, parse_positions
 from posguard.frames.contract import positions_frame
@@ -18,19 +19,8 @@ from posguard.sim.cli_support import load_for_cli, parse_account_option
 from posguard.sim.scenario import shipped_scenarios
 from tests.sim.conftest import MAIN, client_for, scenario, shipped
 
-CAUSES = [
-    "closed",
-    "liquidated",
-    "adl",
-    "reopened",
-    "registry-lag",
-    "external",
-    "partial-fill",
-    "size-changed",
-    "leverage-changed",
-    "spurious",
-    "unknown",
-]
+# Scenario files are named with dashes: cause-registry-lag.json for "registry_lag".
+CAUSES = [cause.replace("_", "-") for cause in drift.CAUSES]
 
 
 def test_a_scenario_ships_for_every_cause_and_the_incident() -> None:
