@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -48,6 +48,9 @@ from tasks.round import (
     validate_round,
 )
 from tasks.validate import validate_instruments
+
+if TYPE_CHECKING:
+    from expectations.report import ValidationReport
 
 # When this process last synced an environment's instruments and planned an account's
 # leverage (monotonic seconds): a round does each only when its schedule says it is due.
@@ -104,7 +107,16 @@ def guard_round(
             outcome[account] = "not observed"
             rows[account] = {"account": account, "state": "not observed", "detail": reason}
             _record(registry, round_id, account, "not_observed", {"not_observed": reason})
-        reports = validate_round(states, instruments) if run_expectations and states else {}
+        reports: dict[str, ValidationReport] = {}
+        unvalidated = None
+        if run_expectations and states:
+            try:
+                reports = validate_round(states, instruments)
+            except Exception as exc:  # its task run is Failed with the traceback
+                # The accounts are still reconciled: a validation that could not run says
+                # nothing about drift. The round fails at its end, naming why.
+                logger.error("expectations not run this round: %s", exc)
+                unvalidated = f"expectations not run: {exc}"
         planning = {a for a in states if _due("leverage", a, config.schedules.leverage_seconds)}
         volatility = shared_volatility({a: states[a] for a in planning}) if planning else {}
         settling: dict[str, PrefectFuture[Settled]] = {
@@ -139,8 +151,9 @@ def guard_round(
         description=f"Guard round over {len(accounts)} accounts: one row per account",
     )
     failed = {a: s for a, s in outcome.items() if s not in ("Completed", "failed expectations")}
-    if failed:
-        return Failed(message=f"accounts not completed: {failed}")
+    if failed or unvalidated:
+        said = [f"accounts not completed: {failed}"] if failed else []
+        return Failed(message="; ".join([*said, *([unvalidated] if unvalidated else [])]))
     return outcome
 
 

@@ -23,18 +23,24 @@ ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
-    """stdout until a line holds `marker` (or the process ends, or time runs out)."""
+    """stdout until it holds `marker` (or the process ends, or time runs out). Read from the
+    descriptor itself: a buffered readline after select() can leave the marker in Python's
+    buffer where select() never sees it (the two-hosts test waited out its 300 s so)."""
     assert process.stdout is not None
-    seen = ""
+    descriptor = process.stdout.fileno()
+    seen = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(descriptor, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
-        while marker not in seen and time.monotonic() < deadline:
-            if selector.select(timeout=1) and (line := process.stdout.readline()):
-                seen += line
+        while marker.encode() not in seen and time.monotonic() < deadline:
+            if selector.select(timeout=1):
+                chunk = os.read(descriptor, 65536)
+                if not chunk:
+                    break  # the process closed its output
+                seen += chunk
             elif process.poll() is not None:
                 break
-    return seen
+    return seen.decode("utf-8", errors="replace")
 
 
 @pytest.mark.slow
