@@ -1,7 +1,6 @@
-"""Team mode: Prefect's server on PostgreSQL (and Redis messaging), a process work pool with
-several workers, every account's deployments on the pool. `posguard team` drives it.
-
-Everything here is Prefect's own distributed setup; posguard only writes the settings.
+"""Team mode: Prefect's server on PostgreSQL (and optionally Redis messaging), a work pool, and
+warm workers that take its runs (`posguard team worker`, on this host or others; the server
+beyond loopback only behind basic authentication). `posguard team` drives it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`posguard team up|run`: team mode (Prefect server on PostgreSQL, a process work pool and
-its workers); the Prefect side is imported only when asked for."""
+"""`posguard team up|worker|run`: team mode (Prefect server on PostgreSQL, a work pool and
+its warm workers); the Prefect side is imported only when asked for."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from posguard.settings import export_environment
 def register(app: typer.Typer) -> None:
     team = typer.Typer(
         help=(
-            "Team mode: Prefect's server on PostgreSQL, a process work pool with several "
-            'workers, every account\'s guard flow on it. Configured by mode = "team" and '
-            "the [team] section of the settings."
+            "Team mode: Prefect's server on PostgreSQL, a work pool and warm workers (on "
+            "this host or others), every account's guard flow on it. Configured by mode = "
+            '"team" and the [team] section of the settings.'
         ),
         no_args_is_help=True,
     )
