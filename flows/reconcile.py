@@ -15,7 +15,7 @@ from flows.naming import run_name
 from posguard.errors import PosguardError
 from tasks.fetch import fetch_account_state, fetch_instruments
 from tasks.publish import publish_drift, publish_positions, publish_validation
-from tasks.reconcile import reconcile_account
+from tasks.reconcile import cycle_summary, reconcile_account
 from tasks.runs import previous_failures, record_run, remember_failures
 from tasks.validate import validate_positions
 
@@ -63,16 +63,15 @@ def reconcile_positions(
         alerts = publish_drift(account, outcome.stored)
         held_until = time.time()
     summary = {
-        "account": account,
-        "positions": int(positions["is_open"].sum()),
-        "open_positions": open_positions,
-        "failing_expectation_rows": failing,
-        "drift_events": [e.to_json() for e in outcome.events],
-        # Why the engine drew no conclusion this cycle (None: it did).
-        "skipped": outcome.skipped,
-        "alerts": alerts,
-        "expectations": expectations,
-        "reconcile_seconds": {k: round(v, 4) for k, v in outcome.timings.items()},
+        **cycle_summary(
+            account,
+            positions,
+            open_positions,
+            outcome,
+            failing=failing,
+            alerts=alerts,
+            expectations=expectations,
+        ),
         # When this run held the account's reconcile slot (epoch seconds).
         "held": [held_from, held_until],
     }

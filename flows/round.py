@@ -73,10 +73,6 @@ def _due(kind: str, key: str, every_seconds: float) -> bool:
 _ROUND_RUNNER: Any = ThreadPoolTaskRunner(max_workers=8)
 
 
-def _environment(account: str) -> str:
-    return settings().account(account).environment
-
-
 @flow(
     name="guard-round",
     flow_run_name=batch_name,
@@ -130,7 +126,7 @@ def guard_round(
                 round_id=round_id,
                 leverage=account in planning,
                 apply_leverage=apply,
-                volatility=volatility.get(_environment(account)),
+                volatility=volatility.get(config.account(account).environment),
             )
             for account, state in states.items()
         }
@@ -191,7 +187,7 @@ def _instruments(
     whose read failed, with the reason (they are not observed this round)."""
     by_environment: dict[str, list[str]] = {}
     for account in accounts:
-        by_environment.setdefault(_environment(account), []).append(account)
+        by_environment.setdefault(settings().account(account).environment, []).append(account)
     found: dict[str, pd.DataFrame] = {}
     unread: dict[str, str] = {}
     for environment, members in by_environment.items():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from prefect import task
 
 from posguard.drift.model import HealPolicy
+from posguard.registry import Registry
 from posguard.stages.cycle import CycleOutcome, run_cycle
 from tasks.context import registry, settings
 from tasks.fetch import AccountState
@@ -20,26 +23,63 @@ def reconcile_account(
     policy: HealPolicy | None = None,
     run_id: str | None = None,
 ) -> CycleOutcome:
+    with registry() as store:
+        return reconcile_in(store, account, state, instruments, policy, run_id)
+
+
+def reconcile_in(
+    store: Registry,
+    account: str,
+    state: AccountState,
+    instruments: pd.DataFrame,
+    policy: HealPolicy | None = None,
+    run_id: str | None = None,
+) -> CycleOutcome:
+    """The body of `reconcile`, for callers that hold a registry (a round's)."""
     lot_sizes = {
         str(i): float(v)
         for i, v in zip(instruments["instId"], instruments["lotSz"], strict=True)
         if pd.notna(v)
     }
-    with registry() as store:
-        return run_cycle(
-            store,
-            account,
-            state.snapshot.started_ms,
-            positions=state.snapshot.positions,
-            history=state.history,
-            fills=state.fills,
-            lot_sizes=lot_sizes,
-            settings=settings().drift.engine_settings(policy),
-            run_id=run_id,
-            registry_at_ms=state.snapshot.registry_started_ms,
-            history_covers_from_ms=state.history_covers_from_ms,
-            fills_covers_from_ms=state.fills_covers_from_ms,
-        )
+    return run_cycle(
+        store,
+        account,
+        state.snapshot.started_ms,
+        positions=state.snapshot.positions,
+        history=state.history,
+        fills=state.fills,
+        lot_sizes=lot_sizes,
+        settings=settings().drift.engine_settings(policy),
+        run_id=run_id,
+        registry_at_ms=state.snapshot.registry_started_ms,
+        history_covers_from_ms=state.history_covers_from_ms,
+        fills_covers_from_ms=state.fills_covers_from_ms,
+    )
+
+
+def cycle_summary(
+    account: str,
+    positions: pd.DataFrame,
+    open_positions: list[dict[str, Any]],
+    outcome: CycleOutcome,
+    *,
+    failing: int,
+    alerts: int,
+    expectations: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a reconcile run records (`posguard status` and the demo's screen read it)."""
+    return {
+        "account": account,
+        "positions": int(positions["is_open"].sum()),
+        "open_positions": open_positions,
+        "failing_expectation_rows": failing,
+        "drift_events": [e.to_json() for e in outcome.events],
+        # Why the engine drew no conclusion this cycle (None: it did).
+        "skipped": outcome.skipped,
+        "alerts": alerts,
+        "expectations": expectations,
+        "reconcile_seconds": {k: round(v, 4) for k, v in outcome.timings.items()},
+    }
 
 
 @task(name="record-instruments", **LOCAL)

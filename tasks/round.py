@@ -23,11 +23,11 @@ from posguard.errors import PosguardError
 from posguard.frames.contract import positions_frame
 from posguard.leverage.volatility import Volatility
 from posguard.registry import Registry
-from posguard.stages.cycle import run_cycle
 from posguard.stages.leverage_plan import market_volatility, recalculate
 from tasks.context import okx, settings
 from tasks.fetch import AccountState, read_account_state
 from tasks.publish import positions_table, publish_drift, publish_leverage, publish_validation
+from tasks.reconcile import cycle_summary, reconcile_in
 from tasks.retry import RETRYING, with_retries
 
 if TYPE_CHECKING:
@@ -38,11 +38,14 @@ if TYPE_CHECKING:
 _IN_POOL: dict[str, Any] = {"cache_policy": NO_CACHE, "timeout_seconds": None}
 
 
-def account_run_id(round_id: str | None, account: str) -> str | None:
-    """The registry's run id of one account within a round (one row per account and round)."""
+def account_run_id(
+    round_id: str | None, account: str, flow: str = "reconcile-positions"
+) -> str | None:
+    """The registry's run id of one account's `flow` within a round: one row each, derived
+    (the fan-out finds an account's outcome by it)."""
     if round_id is None:
         return None
-    return str(uuid.uuid5(uuid.UUID(round_id), account))
+    return str(uuid.uuid5(uuid.UUID(round_id), f"{flow}:{account}"))
 
 
 @dataclass
@@ -52,7 +55,8 @@ class Observed:
     missed: dict[str, str] = field(default_factory=dict)
 
 
-@task(name="observe-accounts", **{**RETRYING, "retries": 0, **_IN_POOL})
+# Retried inside, per account (a task retry would read every account again).
+@task(name="observe-accounts", **_IN_POOL)
 def observe_accounts(accounts: list[str], registry: Registry, parallel: int = 8) -> Observed:
     """Positions (leverage resolved) and their evidence for every account, `parallel` at a
     time. One task run for the round: a task run per account cost the Prefect server more
@@ -148,7 +152,6 @@ def settle_account(
     volatility: dict[str, Volatility] | None = None,
 ) -> Settled:
     """One account's reconcile cycle, alerts, leverage plan (when due) and run records."""
-    config = settings()
     run_id = account_run_id(round_id, account)
     positions = state.snapshot.positions
     failing = 0
@@ -163,37 +166,17 @@ def settle_account(
         if failing_now != alerted:
             registry.save_alerted_failures(account, failing_now)
         expectations = report.to_json()
-    lot_sizes = {
-        str(i): float(v)
-        for i, v in zip(instruments["instId"], instruments["lotSz"], strict=True)
-        if pd.notna(v)
-    }
-    outcome = run_cycle(
-        registry,
-        account,
-        state.snapshot.started_ms,
-        positions=positions,
-        history=state.history,
-        fills=state.fills,
-        lot_sizes=lot_sizes,
-        settings=config.drift.engine_settings(policy),
-        run_id=round_id,
-        registry_at_ms=state.snapshot.registry_started_ms,
-        history_covers_from_ms=state.history_covers_from_ms,
-        fills_covers_from_ms=state.fills_covers_from_ms,
-    )
+    outcome = reconcile_in(registry, account, state, instruments, policy, round_id)
     alerts = publish_drift.fn(account, outcome.stored)
-    summary = {
-        "account": account,
-        "positions": int(positions["is_open"].sum()),
-        "open_positions": positions_table(positions, instruments),
-        "failing_expectation_rows": failing,
-        "drift_events": [e.to_json() for e in outcome.events],
-        "skipped": outcome.skipped,
-        "alerts": alerts,
-        "expectations": expectations,
-        "reconcile_seconds": {k: round(v, 4) for k, v in outcome.timings.items()},
-    }
+    summary = cycle_summary(
+        account,
+        positions,
+        positions_table(positions, instruments),
+        outcome,
+        failing=failing,
+        alerts=alerts,
+        expectations=expectations,
+    )
     if run_id is not None:
         registry.record_run(run_id, account, "reconcile-positions", "completed", summary)
     settled = Settled(account, summary)
@@ -235,7 +218,7 @@ def plan_leverage(
         "plan": report.plan_json(),
         "outcomes": [o.to_json() for o in report.outcomes],
     }
-    run_id = account_run_id(round_id and str(uuid.uuid5(uuid.UUID(round_id), "leverage")), account)
+    run_id = account_run_id(round_id, account, "recalculate-leverage")
     if run_id is not None:
         registry.record_run(run_id, account, "recalculate-leverage", "completed", summary)
     return summary
