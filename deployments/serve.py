@@ -5,7 +5,6 @@ Needs a running Prefect server (PREFECT_API_URL): schedules only run there.
 
 from __future__ import annotations
 
-import signal
 import sys
 
 from prefect import serve
@@ -48,11 +47,7 @@ def main(scheduled: bool = True, paused: bool = False, cold: bool = False) -> in
         [sync_instruments, reconcile_positions, recalculate_leverage, guard_account],
         limit=8,
     )
-    signal.signal(signal.SIGTERM, lambda *_: warm.stopping.set())
-    try:
-        warm.serve()
-    except KeyboardInterrupt:
-        warm.stopping.set()
+    warm.serve_until_stopped()
     return 0
 
 

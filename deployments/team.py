@@ -320,11 +320,7 @@ def team_worker(settings: Settings, *, name: str = "", pool: str = POOL, limit: 
         name=name or f"posguard-{socket.gethostname()}-{os.getpid()}",
     )
     check_api(pool)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
-    try:
-        worker.serve()
-    except KeyboardInterrupt:
-        worker.stopping.set()
+    worker.serve_until_stopped()
     return 0
 
 

@@ -21,6 +21,7 @@ posguard.toml. posguard's runs are short and turn their errors into states; the 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -126,6 +127,15 @@ class WarmServer:
                 except Exception:  # the server restarting: poll again, never stop serving
                     logger.exception("polling for scheduled runs failed; retrying")
                 self.stopping.wait(self._poll_seconds)
+
+    def serve_until_stopped(self) -> None:
+        """`serve` as a process's main loop: SIGTERM and Ctrl-C stop it after the runs in
+        flight."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        try:
+            self.serve()
+        except KeyboardInterrupt:
+            self.stopping.set()
 
     def _due(self, client: SyncPrefectClient) -> list[FlowRun | FlowRunResponse]:
         soon = now("UTC") + timedelta(seconds=1)
