@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,16 +34,11 @@ from posguard.registry import Registry
 from posguard.settings import load_settings
 from posguard.sim import SimExchange, SimServer
 from tests.conftest import ROOT
+from tests.helpers import free_port
 from tests.sim.conftest import scenario
 
 ACCOUNTS = [f"acct{n:02d}" for n in range(20)]
 ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

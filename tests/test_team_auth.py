@@ -3,7 +3,6 @@ checks it can reach and authenticate to it before serving."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,9 @@ from deployments.server import PrefectServer
 from deployments.team import check_api, team_up
 from posguard.errors import ConfigError
 from posguard.settings import load_settings
+from tests.helpers import free_port
 
 AUTH = "posguard:not-a-real-password"  # a test value, never a credential
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

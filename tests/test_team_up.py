@@ -17,7 +17,8 @@ import psycopg
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_team_auth import AUTH, free_port
+from tests.helpers import free_port
+from tests.test_team_auth import AUTH
 
 ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
 

@@ -15,7 +15,6 @@ import datetime as dt
 import email
 import ipaddress
 import json
-import socket
 import socketserver
 import ssl
 import threading
@@ -33,15 +32,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.helpers import free_port
+
 SLACK_HOST = "hooks.slack.com"
 SLACK_TOKENS = ("T00POSGUARD", "B00ALERTS", "xQ3posguardTestToken")
 SLACK_URL = f"https://{SLACK_HOST}/services/{'/'.join(SLACK_TOKENS)}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _name(common_name: str) -> x509.Name:

@@ -26,7 +26,8 @@ from deployments.server import PrefectServer
 from posguard.settings import load_settings
 from posguard.sim import SimExchange, SimServer
 from tests.conftest import ROOT
-from tests.flows.receivers import SLACK_URL, SlackGateway, SmtpInbox, free_port, wait_for
+from tests.flows.receivers import SLACK_URL, SlackGateway, SmtpInbox, wait_for
+from tests.helpers import free_port
 from tests.sim.conftest import MAIN, shipped
 
 RECIPIENTS = ["desk@example.test", "risk@example.test"]

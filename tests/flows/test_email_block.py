@@ -10,7 +10,8 @@ import pytest
 from prefect.blocks.abstract import NotificationError
 
 from deployments.notifications import SmtpEmail
-from tests.flows.receivers import SmtpInbox, free_port, make_certificates
+from tests.flows.receivers import SmtpInbox, make_certificates
+from tests.helpers import free_port
 
 
 def block(port: int, **options: object) -> SmtpEmail:

@@ -3,7 +3,6 @@ reaches without sandbox mode (no x-simulated-trading header), as a user would ru
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import free_port
 
 ccxt = pytest.importorskip("ccxt")
 
 LIVE = ("live-key", "live-secret", "live-passphrase")
 DEMO = ("desk-key", "desk-secret", "desk-passphrase")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
