@@ -48,6 +48,13 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> s
 @pytest.mark.xdist_group("team-up")
 @pytest.mark.timeout(600)
 def test_team_up_serves_its_deployments_behind_basic_authentication(tmp_path: Path) -> None:
+    from tests.test_two_hosts import why_two_hosts_cannot_be_built
+
+    if why_two_hosts_cannot_be_built() is None:
+        # tests/test_two_hosts.py runs `posguard team up` behind basic auth as well and asks
+        # for a run of one of its deployments through the API: the same checks, and the CI
+        # budget has no room for both. This one stands in where namespaces cannot be made.
+        pytest.skip("covered by tests/test_two_hosts.py on this machine")
     database = f"posguard_prefect_{uuid.uuid4().hex[:10]}"
     port = free_port()
     config = tmp_path / "posguard.toml"

@@ -40,7 +40,7 @@ def _run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
 
 
-def _why_not() -> str | None:
+def why_two_hosts_cannot_be_built() -> str | None:
     """None when namespaces, a veth pair and a PostgreSQL cluster can be made here."""
     if os.geteuid() != 0:
         return "network namespaces need root"
@@ -76,7 +76,7 @@ class Network:
 
 @pytest.fixture
 def network() -> Iterator[Network]:
-    reason = _why_not()
+    reason = why_two_hosts_cannot_be_built()
     if reason is not None:
         pytest.skip(f"two hosts cannot be built here: {reason}")
     tag = secrets.token_hex(3)
