@@ -19,8 +19,10 @@ import prefect
 import yaml
 from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.events import DeploymentEventTrigger, DeploymentTriggerTypes, TriggerTypes
 from prefect.schedules import Interval
 
+from deployments.watch import EVENT as POSITION_CHANGED
 from flows import guard_account, recalculate_leverage, reconcile_positions, sync_instruments
 from posguard.settings import Settings
 
@@ -42,6 +44,13 @@ class Planned:
     # per-account concurrency limit).
     cancel_new: bool = False
     tags: list[str] = field(default_factory=list)
+    # Started by posguard watch's `posguard.position.changed` events on the account.
+    on_change: bool = False
+    name: str = ""  # the deployment's name; default: the account's
+
+    @property
+    def deployment_name(self) -> str:
+        return self.name or self.account
 
 
 def planned(settings: Settings) -> list[Planned]:
@@ -68,6 +77,26 @@ def planned(settings: Settings) -> list[Planned]:
                 plans.reconcile_seconds,
                 cancel_new=True,
                 tags=tags,
+            ),
+            *(
+                [
+                    # Beside the schedule, not instead of it: a run per pushed change, with no
+                    # deployment limit (a scheduled run in progress must not cancel it); the
+                    # flow's strict per-account limit runs them one after the other.
+                    Planned(
+                        reconcile_positions,
+                        "flows/reconcile.py:reconcile_positions",
+                        account,
+                        {"account": account, "policy": settings.drift.heal},
+                        f"Positions of {account} vs the registry, when posguard watch sees "
+                        "them change (OKX's private stream)",
+                        tags=[*tags, "on-change"],
+                        on_change=True,
+                        name=f"{account}-on-change",
+                    )
+                ]
+                if settings.watch.trigger
+                else []
             ),
             Planned(
                 recalculate_leverage,
@@ -100,6 +129,38 @@ def _limit(plan: Planned) -> ConcurrencyLimitConfig | None:
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
+def trigger_name(account: str) -> str:
+    return f"position-changed-{account}"
+
+
+def _trigger_spec(plan: Planned) -> dict[str, Any]:
+    """The deployment trigger, as prefect.yaml writes it and DeploymentEventTrigger takes it:
+    a run per `posguard.position.changed` event whose resource is this account, told OKX's
+    time of the change (0 when the push had none: the run then waits the grace window)."""
+    return {
+        "name": trigger_name(plan.account),
+        "enabled": True,
+        "match": {"prefect.resource.id": f"posguard.account.{plan.account}"},
+        "expect": [POSITION_CHANGED],
+        "parameters": {**plan.parameters, "changed_at_ms": "{{ event.payload.venue_ms or 0 }}"},
+    }
+
+
+def _triggers(plan: Planned) -> list[DeploymentTriggerTypes | TriggerTypes]:
+    if not plan.on_change:
+        return []
+    spec = _trigger_spec(plan)
+    return [
+        DeploymentEventTrigger(
+            name=spec["name"],
+            enabled=True,
+            match=spec["match"],
+            expect=set(spec["expect"]),
+            parameters=spec["parameters"],
+        )
+    ]
+
+
 def deployments_for(
     settings: Settings, *, scheduled: bool = True, paused: bool = False
 ) -> list[Any]:
@@ -113,12 +174,13 @@ def deployments_for(
             )
         built.append(
             plan.flow.to_deployment(
-                name=plan.account,
+                name=plan.deployment_name,
                 paused=paused,
                 parameters=plan.parameters,
                 tags=plan.tags,
                 description=plan.description,
                 concurrency_limit=_limit(plan),
+                triggers=_triggers(plan),
                 **schedule,
             )
         )
@@ -139,7 +201,7 @@ def prefect_yaml(settings: Settings) -> str:
     deployments: list[dict[str, Any]] = []
     for plan in planned(settings):
         entry: dict[str, Any] = {
-            "name": plan.account,
+            "name": plan.deployment_name,
             "entrypoint": plan.entrypoint,
             "description": plan.description,
             "parameters": dict(plan.parameters),
@@ -149,6 +211,8 @@ def prefect_yaml(settings: Settings) -> str:
             entry["concurrency_limit"] = {"limit": 1, "collision_strategy": "CANCEL_NEW"}
         if plan.interval_seconds is not None:
             entry["schedules"] = [{"interval": plan.interval_seconds, "timezone": "UTC"}]
+        if plan.on_change:
+            entry["triggers"] = [{"type": "event", **_trigger_spec(plan)}]
         entry["work_pool"] = {"name": POOL}
         deployments.append(entry)
     document = {

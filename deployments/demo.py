@@ -264,6 +264,7 @@ def run_demo(options: DemoOptions) -> int:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        children = [serving]
         try:
             names = [
                 f"{flow}/{ACCOUNT}"
@@ -276,21 +277,38 @@ def run_demo(options: DemoOptions) -> int:
                 time.sleep(2)
                 receiver.wait_for("BTC-USDT-SWAP", timeout=30)
             else:
+                # The fast path beside the schedule: OKX's private stream (the simulator's),
+                # a change starts a reconcile run within seconds. --once plays simulated time
+                # cycle by cycle and leaves it out: it would add runs between the cycles.
+                children.append(_start_watcher(state, env))
+                say("watching the account's private WebSocket (posguard watch)")
                 _live(exchange, bot, receiver, settings.resolved_registry_url, server.ui_url, say)
             summary = _summary(settings.resolved_registry_url, receiver, server.ui_url)
             if options.once and options.hold_seconds > 0:
                 _hold(state, server.ui_url, options.hold_seconds, say)
         finally:
-            serving.send_signal(signal.SIGTERM)
-            try:
-                serving.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                serving.kill()
+            for child in reversed(children):
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
     if options.as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
     else:
         _print_text(summary)
     return 0
+
+
+def _start_watcher(state: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with (state / "watch.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "posguard.cli", "watch", "--status-seconds", "60"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _hold(state: Path, ui: str, seconds: float, say: Any) -> None:

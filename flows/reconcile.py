@@ -25,8 +25,13 @@ def reconcile_positions(
     account: str = "main",
     policy: Literal["report", "heal"] = "report",
     run_expectations: bool = True,
+    changed_at_ms: int | None = None,
 ) -> Any:
-    """Positions vs the registry: drift is declared on evidence only (design.md rules 1-8)."""
+    """Positions vs the registry: drift is declared on evidence only (design.md rules 1-8).
+
+    `changed_at_ms`: set by the change trigger (posguard watch), OKX's time of the pushed
+    change; the snapshot waits until the change has passed the grace window (0: time unknown,
+    wait the window from now)."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     limit = ensure_account_limit(account)
@@ -34,7 +39,7 @@ def reconcile_positions(
         held_from = time.time()
         try:
             instruments = fetch_instruments(account)
-            state = fetch_account_state(account)
+            state = fetch_account_state(account, changed_at_ms)
         except PosguardError as exc:
             # Not observed is never "flat": no drift is concluded from a failed read.
             logger.error("account %s not observed this cycle: %s", account, exc)
@@ -49,6 +54,10 @@ def reconcile_positions(
             return Failed(message=f"not observed: {exc}")
         positions = state.snapshot.positions
         open_positions = publish_positions(account, positions, instruments)
+        # Drift first: its alert is what a run started by a pushed change is waited for;
+        # the engine reads the snapshot, not the validation report.
+        outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
+        alerts = publish_drift(account, outcome.stored)
         failing = 0
         expectations = None
         if run_expectations:
@@ -59,8 +68,6 @@ def reconcile_positions(
             if failing_now != alerted:
                 remember_failures(account, failing_now)
             expectations = report.to_json()
-        outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
-        alerts = publish_drift(account, outcome.stored)
         held_until = time.time()
     summary = {
         **cycle_summary(

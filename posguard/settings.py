@@ -64,6 +64,15 @@ REGION_HOSTS: dict[str, str] = {
     "us": "https://us.okx.com",
     "eea": "https://eea.okx.com",
 }
+# The private WebSocket's hosts (okx-ws-and-prefect-triggers.md 1.1): production, demo.
+WS_HOSTS: dict[str, tuple[str, str]] = {
+    "global": ("wss://ws.okx.com:8443", "wss://wspap.okx.com:8443"),
+    "openapi": ("wss://ws.okx.com:8443", "wss://wspap.okx.com:8443"),
+    # No WebSocket host of its own is documented for aws: the global one (set ws_url if not).
+    "aws": ("wss://ws.okx.com:8443", "wss://wspap.okx.com:8443"),
+    "us": ("wss://wsus.okx.com:8443", "wss://wsuspap.okx.com:8443"),
+    "eea": ("wss://wseea.okx.com:8443", "wss://wseeapap.okx.com:8443"),
+}
 
 DEFAULT_CONFIG_FILE = Path("posguard.toml")
 _config_path: ContextVar[Path | None] = ContextVar("posguard_config_path", default=None)
@@ -92,6 +101,9 @@ class AccountSettings(BaseModel):
     demo: bool = False
     region: Region = "global"
     base_url: str | None = None
+    # The private WebSocket, e.g. "ws://127.0.0.1:8765" (the simulator); default: from the
+    # region and demo, or from base_url when that is set (the same host, ws:// or wss://).
+    ws_url: str | None = None
     # OKX's position mode of the account when known in advance; None reads account/config.
     pos_mode: Literal["net_mode", "long_short_mode"] | None = None
     leverage: LeverageOverride | None = None
@@ -106,6 +118,18 @@ class AccountSettings(BaseModel):
     @property
     def resolved_base_url(self) -> str:
         return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
+
+    @property
+    def resolved_ws_url(self) -> str:
+        """The private stream's URL (posguard watch)."""
+        if self.ws_url:
+            base = self.ws_url.rstrip("/")
+        elif self.base_url:
+            base = self.base_url.rstrip("/").replace("https://", "wss://", 1)
+            base = base.replace("http://", "ws://", 1)
+        else:
+            base = WS_HOSTS[self.region][1 if self.demo else 0]
+        return base if base.endswith("/ws/v5/private") else base + "/ws/v5/private"
 
     @property
     def environment(self) -> str:
@@ -243,6 +267,31 @@ class ScheduleConfig(BaseModel):
     leverage_dry_run: bool = True
 
 
+class WatchConfig(BaseModel):
+    """`posguard watch`: OKX's private stream as a trigger for reconcile runs."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # A `reconcile-positions/<account>-on-change` deployment runs on the watcher's
+    # `posguard.position.changed` events (the schedule stays). Its run reads the account once
+    # the change has passed [drift] grace_seconds, so that the evidence can conclude. False:
+    # no such deployment; the watcher's events are only events.
+    trigger: bool = True
+    # A burst of pushes on one account gives one event: sent once the account has been quiet
+    # this long, or `max_delay_seconds` after the first change.
+    quiet_seconds: float = Field(default=0.3, gt=0, le=10)
+    max_delay_seconds: float = Field(default=2.0, gt=0, le=60)
+    # OKX closes a connection silent for 30 s: ping after this long without a frame.
+    ping_seconds: float = Field(default=20.0, gt=0, lt=30)
+    reconnect_max_seconds: float = Field(default=30.0, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _delays(self) -> WatchConfig:
+        if self.max_delay_seconds < self.quiet_seconds:
+            raise ValueError("max_delay_seconds must be at least quiet_seconds")
+        return self
+
+
 class TeamConfig(BaseModel):
     """Team mode: Prefect's server on PostgreSQL, a work pool and its warm workers."""
 
@@ -313,6 +362,7 @@ class Settings(BaseSettings):
     leverage: LeverageConfig = Field(default_factory=LeverageConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     schedules: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
 
     @classmethod
     def settings_customise_sources(

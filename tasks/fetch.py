@@ -35,19 +35,30 @@ def fetch_instruments(account: str, inst_type: str = "SWAP") -> pd.DataFrame:
 
 
 @task(name="fetch-account-state", **RETRYING)
-def fetch_account_state(account: str) -> AccountState:
+def fetch_account_state(account: str, changed_at_ms: int | None = None) -> AccountState:
     """Positions (leverage resolved), then positions-history and fills as evidence.
 
     Any failure fails the task (and so the cycle): a partial read is "not observed". Evidence
     cut at the client's page limit is not a failure but partial evidence: the state says from
-    when on it is complete (`history_covers_from_ms`, `fills_covers_from_ms`).
+    when on it is complete (`history_covers_from_ms`, `fills_covers_from_ms`). A run started
+    by a pushed change (`changed_at_ms`, OKX's time of it) reads once the change has passed
+    the grace window.
     """
     with okx(account) as client, registry() as store:
-        return read_account_state(client, store)
+        return read_account_state(client, store, changed_at_ms)
 
 
-def read_account_state(client: OkxClient, store: Registry) -> AccountState:
+def read_account_state(
+    client: OkxClient, store: Registry, changed_at_ms: int | None = None
+) -> AccountState:
     """The body of `fetch-account-state`, for callers that hold a client and a registry."""
+    grace_ms = int(settings().drift.grace_seconds * 1000)
+    moment = fetch_stage.settle_moment(changed_at_ms, client, grace_ms)
+    if moment is not None:
+        # 100 ms past the window: the engine's "older than" is strict on the venue clock.
+        fetch_stage.wait_for_venue(
+            client, moment + 100, longest_seconds=settings().drift.grace_seconds + 1
+        )
     lookback_ms = int(settings().drift.lookback_seconds * 1000)
     snapshot = fetch_snapshot(client, registry_clock=store.clock_ms)
     since = snapshot.started_ms - lookback_ms

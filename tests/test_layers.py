@@ -40,6 +40,7 @@ def test_deployment_entrypoints_load_with_their_names_and_parameters() -> None:
         "account",
         "policy",
         "run_expectations",
+        "changed_at_ms",
     }
     assert set(recalculate_leverage.parameters.properties) == {"account", "dry_run"}
     assert set(guard_account.parameters.properties) == {

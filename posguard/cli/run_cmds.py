@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from posguard.cli.common import ConfigOption, guarded
+from posguard.cli.common import ConfigOption, guarded, settings_from
 from posguard.settings import export_environment
 
 
@@ -88,3 +88,34 @@ def register(app: typer.Typer) -> None:
         from deployments.serve import main
 
         raise typer.Exit(guarded(lambda: main(scheduled=not no_schedules, cold=cold)))
+
+    @app.command("watch")
+    def watch_command(
+        account: Annotated[
+            list[str] | None,
+            typer.Option("--account", "-a", help="Watch only this account (repeatable)."),
+        ] = None,
+        status_seconds: Annotated[
+            float, typer.Option(help="A status line on stderr this often.")
+        ] = 60.0,
+        config: ConfigOption = None,
+    ) -> None:
+        """Hold OKX's private WebSocket for each account and send a Prefect event
+        (posguard.position.changed) when a position changes: the reconcile deployment's
+        trigger starts a run within seconds; the schedule stays the safety net. Needs
+        PREFECT_API_URL; never writes the registry."""
+        settings = settings_from(config)
+        if not settings.accounts:
+            typer.echo("error: no accounts configured; add [accounts.NAME]", err=True)
+            raise typer.Exit(2)
+        unknown = sorted(set(account or []) - set(settings.accounts))
+        if unknown:
+            typer.echo(
+                f"error: no account named {', '.join(unknown)}; configured: "
+                f"{', '.join(sorted(settings.accounts))}",
+                err=True,
+            )
+            raise typer.Exit(2)
+        from deployments.watch import watch
+
+        raise typer.Exit(guarded(lambda: watch(settings, account, status_seconds)))

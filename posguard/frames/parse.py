@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 
 from posguard.errors import DataError
 from posguard.frames import entities as E
-from posguard.frames.schema import build_frame
+from posguard.frames.schema import build_frame, is_plain_finite
 
 DERIVATIVES = ("SWAP", "FUTURES", "OPTION")
 
@@ -178,3 +179,20 @@ def parse_server_time(records: Sequence[dict[str, Any]]) -> int:
             value=stamp,
         )
     return int(stamp)
+
+
+def parse_size(value: object, *, field: str, inst_id: str, source: str) -> Decimal | None:
+    """One size from a pushed record (the watcher's records come one by one, not as a
+    frame): "" is unknown (None), never 0; anything but a plain decimal string is a
+    DataError naming the field and the instrument."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not is_plain_finite(value):
+        raise DataError(
+            f"{source}: field {field!r} of {inst_id} has value {value!r:.40}; expected a "
+            "decimal string",
+            field=field,
+            value=value,
+            inst_id=inst_id,
+        )
+    return Decimal(value)

@@ -130,7 +130,7 @@ def _plain_decimals(values: list[str | None]) -> bool:
     return text.isascii() and not any(c in text for c in _LENIENT_CHARS)
 
 
-def _is_plain_finite(text: str) -> bool:
+def is_plain_finite(text: str) -> bool:
     return _DECIMAL.fullmatch(text) is not None and np.isfinite(float(text))
 
 
@@ -161,7 +161,7 @@ def _numeric(
         and _plain_decimals(values)
     ):
         return fast
-    bad = [i for i, v in enumerate(values) if given[i] and not _is_plain_finite(v)]
+    bad = [i for i, v in enumerate(values) if given[i] and not is_plain_finite(v)]
     first = bad[0]
     more = f" ({len(bad) - 1} more bad values in this field)" if len(bad) > 1 else ""
     raise DataError(

@@ -1,4 +1,6 @@
-"""The simulator's ASGI app: OKX v5 REST on OKX's paths, plus a control API under /__sim__/.
+"""The simulator's ASGI app: OKX v5 REST on OKX's paths, the private WebSocket
+(/ws/v5/private, stream.py), plus a control API under /__sim__/ (GET ws lists the open
+private streams, POST ws/drop cuts them).
 
 Private endpoints check what OKX checks: missing headers (50103/50104/50106/50107),
 timestamp format (50112) and window (50102: 30 s around the simulated clock or this
@@ -12,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from posguard.instants import parse_instant
 from posguard.okx import endpoints as ep
@@ -28,7 +28,9 @@ from posguard.okx.signing import verify
 from posguard.sim import endpoints, funding
 from posguard.sim.book import Account, SimRefusal
 from posguard.sim.exchange import SimExchange
+from posguard.sim.limits import SlidingWindow
 from posguard.sim.scenario import ScenarioError, Step, validate_scenario
+from posguard.sim.stream import StreamHub
 
 CONTROL_PREFIX = "/__sim__"
 TIMESTAMP_WINDOW_MS = 30_000
@@ -49,22 +51,6 @@ NO_DATA: dict[str, dict[str, Any]] = {
     "object": {"code": "0", "msg": "", "data": {}},
     "string": {"code": "0", "msg": "", "data": ""},
 }
-
-
-class SlidingWindow:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.sent: dict[str, deque[float]] = {}
-        self.clock = clock
-
-    def allow(self, key: str, limit: int, window: float) -> bool:
-        now = self.clock()
-        sent = self.sent.setdefault(key, deque())
-        while sent and sent[0] <= now - window:
-            sent.popleft()
-        if len(sent) >= limit:
-            return False
-        sent.append(now)
-        return True
 
 
 def _error(code: str, msg: str, status: int = 200) -> JSONResponse:
@@ -196,9 +182,11 @@ def create_app(exchange: SimExchange) -> Starlette:
             return _error(refusal.code, refusal.msg, refusal.http_status)
         return JSONResponse({"code": "0", "msg": "", "data": data})
 
+    hub = StreamHub(exchange)
     served = [*ep.ALL_ENDPOINTS, *funding.ENDPOINTS.values()]
-    routes = [Route(e.path, okx, methods=["GET", "POST"]) for e in served]
-    routes += control_routes(exchange)
+    routes: list[BaseRoute] = [Route(e.path, okx, methods=["GET", "POST"]) for e in served]
+    routes += hub.routes()
+    routes += control_routes(exchange, hub)
     routes.append(Route("/{rest:path}", okx, methods=["GET", "POST", "PUT", "DELETE"]))
     return Starlette(routes=routes)
 
@@ -239,7 +227,7 @@ def handle(
     raise SimRefusal("50000", "Endpoint not simulated", 404)
 
 
-def control_routes(exchange: SimExchange) -> list[Route]:
+def control_routes(exchange: SimExchange, hub: StreamHub) -> list[Route]:
     """Test and demo controls; OKX clients never call these paths."""
 
     async def state(_: Request) -> Response:
@@ -291,7 +279,24 @@ def control_routes(exchange: SimExchange) -> list[Route]:
         exchange.load(exchange.scenario)
         return JSONResponse(exchange.state())
 
+    async def ws_connections(_: Request) -> Response:
+        return JSONResponse(hub.describe())
+
+    async def ws_drop(request: Request) -> Response:
+        """Cut private streams now, as the ws_drop fault does (body: optional account)."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError as exc:
+            return JSONResponse({"error": f"ws/drop: not valid JSON: {exc}"}, 400)
+        account = body.get("account") if isinstance(body, dict) else None
+        if account is not None and account not in exchange.accounts:
+            known = ", ".join(sorted(exchange.accounts))
+            return JSONResponse({"error": f"ws/drop: no account {account!r} ({known})"}, 400)
+        return JSONResponse({"dropped": hub.drop(account)})
+
     return [
+        Route(f"{CONTROL_PREFIX}/ws", ws_connections, methods=["GET"]),
+        Route(f"{CONTROL_PREFIX}/ws/drop", ws_drop, methods=["POST"]),
         Route(f"{CONTROL_PREFIX}/state", state, methods=["GET"]),
         Route(f"{CONTROL_PREFIX}/scenario", load, methods=["POST"]),
         Route(f"{CONTROL_PREFIX}/advance", advance, methods=["POST"]),

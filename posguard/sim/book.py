@@ -16,6 +16,7 @@ from posguard.sim.numbers import ONE, ZERO, okx_str, round_to
 
 PosKey = tuple[str, str, str]  # (instId, mgnMode, posSide)
 LeverKey = tuple[str, str, str]  # (instId, mgnMode, posSide or "net")
+POS_SIDES = ("net", "long", "short")
 
 THIRTY_DAYS_MS = 30 * 86_400_000
 TAKER_FEE = Decimal("0.0005")

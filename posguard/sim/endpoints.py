@@ -193,7 +193,7 @@ def set_leverage(exchange: SimExchange, account: Account, body: Any) -> list[dic
     except ValueError:
         raise SimRefusal("51000", "Parameter lever error") from None
     pos_side = body.get("posSide") or None
-    return book.set_leverage(
+    return exchange.set_leverage(
         account,
         exchange.instrument(str(inst_id)),
         lever=lever,

@@ -4,6 +4,7 @@ steps (the endpoints that render it: endpoints.py; HTTP: app.py)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -22,8 +23,8 @@ from posguard.sim.market import (
     synthetic_id,
     synthetic_instruments,
 )
-from posguard.sim.numbers import dec, okx_str, round_to
-from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step
+from posguard.sim.numbers import ZERO, dec, okx_str, round_to
+from posguard.sim.scenario import STREAM_FAULT_KINDS, Fault, Scenario, ScenarioAccount, Step
 
 # The credentials of the default account: fixed, documented and obviously not real.
 DEMO_ACCOUNT = ScenarioAccount(
@@ -35,6 +36,20 @@ DEMO_ACCOUNT = ScenarioAccount(
 )
 DEFAULT_CANDLE_HISTORY = 3000
 MARKET_CANDLES_LATEST = 1440  # market/candles serves only the latest 1,440 bars
+# The causes the private stream's balance_and_position channel names (its eventType).
+STEP_CAUSES = {
+    "open": "filled",
+    "close": "filled",
+    "liquidate": "liquidation",
+    "adl": "adl",
+    "set_leverage": "set_leverage",
+}
+# Changes kept for the stream's pushers; one that falls further behind re-sends snapshots.
+CHANGE_LOG_SIZE = 10_000
+
+
+def _instrument_keys(inst_id: str) -> list[book.PosKey]:
+    return [(inst_id, mode, side) for mode in ("cross", "isolated") for side in book.POS_SIDES]
 
 
 @dataclass
@@ -58,6 +73,19 @@ class Snapshot:
     positions: dict[book.PosKey, Position]
 
 
+@dataclass(frozen=True)
+class PositionChange:
+    """One change of an account's positions or their leverage, for the private stream."""
+
+    seq: int
+    account: str
+    cause: str  # balance_and_position's eventType; "snapshot" for a scenario (re)load
+    at_ms: int
+    # Copies of the touched positions after the change; a closed one keeps its last state
+    # with pos 0 and uTime the close time (the stream pushes it once with pos "0").
+    positions: dict[book.PosKey, Position]
+
+
 @dataclass
 class SimExchange:
     """Everything the simulator knows; thread-safe behind one lock."""
@@ -66,7 +94,17 @@ class SimExchange:
     extra_accounts: list[ScenarioAccount] = field(default_factory=list)
     # Off only for throughput benchmarks: OKX's per-account limits are part of the behaviour.
     enforce_rate_limits: bool = True
+    # The private stream: a connection silent this long is closed (4004), and `positions`
+    # subscribers get a full snapshot this often unless they ask otherwise.
+    ws_idle_seconds: float = 30.0
+    ws_regular_push_seconds: float = 5.0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # The stream's change signal: position_seq grows under the lock with every change, so a
+    # pusher compares one int (no lock) and reads position_changes only when it moved.
+    position_seq: int = field(default=0, init=False)
+    position_changes: deque[PositionChange] = field(
+        default_factory=lambda: deque(maxlen=CHANGE_LOG_SIZE), init=False
+    )
 
     def __post_init__(self) -> None:
         self.load(self.scenario)
@@ -75,6 +113,7 @@ class SimExchange:
 
     def load(self, scenario: Scenario) -> None:
         with self.lock:
+            before = {name: a.positions for name, a in getattr(self, "accounts", {}).items()}
             self.scenario = scenario
             self.start_ms = scenario.start_ms
             self.wall_at_start = time.time()
@@ -103,6 +142,8 @@ class SimExchange:
                 account = self.accounts[setting.account or self.default_account]
                 key = book.lever_key(account, setting.inst_id, setting.mgn_mode, setting.pos_side)
                 account.leverage[key] = dec(setting.lever)
+            for account in self.accounts.values():
+                self._note_reload(account, before.get(account.name, {}))
             self.pending: deque[tuple[int, int, Step]] = deque(
                 sorted(
                     (
@@ -196,11 +237,15 @@ class SimExchange:
     def apply_step(self, step: Step, at_ms: int, index: int | None = None) -> None:
         with self.lock:
             account = self.accounts[step.account or self.default_account]
+            cause = STEP_CAUSES.get(step.action)
+            held = self._held(account, step.inst_id) if cause and step.inst_id else {}
             outcome = "ok"
             try:
                 self._apply(step, account, at_ms)
             except SimRefusal as refusal:
                 outcome = f"refused {refusal.code}: {refusal.msg}"
+            if cause and step.inst_id:
+                self._note_change(account, cause, at_ms, step.inst_id, held)
             self.applied.append(
                 {
                     "index": index,
@@ -276,6 +321,92 @@ class SimExchange:
             raise SimRefusal("51000", "Parameter posSide error: use long or short")
         return (inst_id, mgn_mode, pos_side)
 
+    def set_leverage(
+        self,
+        account: Account,
+        inst: Instrument,
+        *,
+        lever: Decimal,
+        mgn_mode: str,
+        pos_side: str | None,
+    ) -> list[dict[str, str]]:
+        """The set-leverage endpoint: book.set_leverage, noted for the private stream."""
+        with self.lock:
+            held = self._held(account, inst.inst_id)
+            answer = book.set_leverage(
+                account, inst, lever=lever, mgn_mode=mgn_mode, pos_side=pos_side
+            )
+            self._note_change(account, "set_leverage", self.now_ms(), inst.inst_id, held)
+            return answer
+
+    # -- the private stream's change signal ----------------------------------------------------
+
+    def _held(self, account: Account, inst_id: str) -> dict[book.PosKey, tuple[Position, Any]]:
+        """An instrument's positions with what the stream shows of them, before a change
+        (looked up by key: a load test's book may hold a million positions)."""
+        held: dict[book.PosKey, tuple[Position, Any]] = {}
+        for key in _instrument_keys(inst_id):
+            position = account.positions.get(key)
+            if position is not None:
+                held[key] = (position, self._footprint(account, position))
+        return held
+
+    def _footprint(self, account: Account, position: Position) -> Any:
+        inst = self.instruments[position.inst_id]
+        lever = book.leverage_of(account, inst, position.mgn_mode, position.pos_side)
+        return (position.pos, position.avg_px, position.pos_id, position.u_time, lever)
+
+    def _note_change(
+        self,
+        account: Account,
+        cause: str,
+        at_ms: int,
+        inst_id: str,
+        held: dict[book.PosKey, tuple[Position, Any]],
+    ) -> None:
+        touched: dict[book.PosKey, Position] = {}
+        for key in _instrument_keys(inst_id):
+            position = account.positions.get(key)
+            if position is not None:
+                was = held.get(key)
+                if was is None or was[1] != self._footprint(account, position):
+                    touched[key] = copy.copy(position)
+        for key, (position, _) in held.items():
+            if key not in account.positions:
+                # book.close left the closed object at pos 0 with uTime the close time.
+                touched[key] = dataclasses.replace(position, pos=ZERO)
+        self._record(account, cause, at_ms, touched)
+
+    def _note_reload(self, account: Account, before: dict[book.PosKey, Position]) -> None:
+        # The live positions, not copies: a load test's book would double in memory.
+        touched = dict(account.positions)
+        for key, position in before.items():
+            if key not in touched:
+                touched[key] = dataclasses.replace(position, pos=ZERO, u_time=self.start_ms)
+        self._record(account, "snapshot", self.start_ms, touched)
+
+    def _record(
+        self, account: Account, cause: str, at_ms: int, touched: dict[book.PosKey, Position]
+    ) -> None:
+        if not touched:
+            return
+        self.position_seq += 1
+        self.position_changes.append(
+            PositionChange(self.position_seq, account.name, cause, at_ms, touched)
+        )
+
+    def position_changes_since(self, seq: int) -> list[PositionChange] | None:
+        """The changes after `seq`, oldest first; None if the log no longer holds them all."""
+        with self.lock:
+            fresh: list[PositionChange] = []
+            for change in reversed(self.position_changes):
+                if change.seq <= seq:
+                    break
+                fresh.append(change)
+            if fresh and fresh[-1].seq != seq + 1:
+                return None
+            return fresh[::-1]
+
     # -- faults --------------------------------------------------------------------------------
 
     def faults_for(
@@ -303,6 +434,15 @@ class SimExchange:
                     continue
                 matched.append(armed)
         return matched
+
+    def stream_faults(self, now_ms: int) -> list[ArmedFault]:
+        """The private-stream faults active now (their account is matched by the stream)."""
+        with self.lock:
+            return [
+                armed
+                for armed in self.faults
+                if armed.fault.kind in STREAM_FAULT_KINDS and armed.active(now_ms)
+            ]
 
     @staticmethod
     def consume(armed: ArmedFault) -> None:

@@ -26,6 +26,14 @@ faults:                             # per endpoint (name or path) and time windo
   - {endpoint: positions, kind: http_error, http: 503, code: "50001", times: 2}
   # kinds: http_error, timeout (seconds), malformed, rate_limit, lever_empty (instId),
   #        stale (seconds of lag), drop_position (instId)
+  - {endpoint: ws_private, kind: ws_drop, account: main, from: "+1m", times: 1}
+  # The private WebSocket (endpoint ws_private, only these kinds; `account` limits them to
+  # one account's connections, `times` counts connections or pushes, from/until as above):
+  #   ws_drop            the account's logged-in connections are cut (no close frame)
+  #   ws_miss_push       event pushes are silently not sent (with instId: only its records);
+  #                      regular snapshots still tell the truth
+  #   ws_delay_push      event pushes arrive `seconds` late
+  #   ws_upgrade_notice  notice 64008, then the connection closes `seconds` later
 ```
 """
 
@@ -45,7 +53,11 @@ from posguard.instants import parse_instant
 from posguard.okx.endpoints import ALL_ENDPOINTS
 
 DEFAULT_START = "2025-12-20T00:00:00.000Z"
-ENDPOINT_NAMES = {e.name for e in ALL_ENDPOINTS} | {e.path for e in ALL_ENDPOINTS} | {"*"}
+# The private WebSocket is a pseudo-endpoint for faults; only the ws_ kinds act on it.
+STREAM_ENDPOINT = "ws_private"
+ENDPOINT_NAMES = (
+    {e.name for e in ALL_ENDPOINTS} | {e.path for e in ALL_ENDPOINTS} | {"*", STREAM_ENDPOINT}
+)
 
 
 class ScenarioError(ConfigError):
@@ -121,7 +133,12 @@ FaultKind = Literal[
     "lever_empty",
     "stale",
     "drop_position",
+    "ws_drop",
+    "ws_miss_push",
+    "ws_delay_push",
+    "ws_upgrade_notice",
 ]
+STREAM_FAULT_KINDS = ("ws_drop", "ws_miss_push", "ws_delay_push", "ws_upgrade_notice")
 
 
 class Fault(BaseModel):
@@ -146,7 +163,10 @@ class Fault(BaseModel):
     def _known_endpoint(cls, value: str) -> str:
         if value not in ENDPOINT_NAMES:
             names = sorted(e.name for e in ALL_ENDPOINTS)
-            raise ValueError(f"unknown endpoint {value!r}; use one of {', '.join(names)} or '*'")
+            raise ValueError(
+                f"unknown endpoint {value!r}; use one of {', '.join(names)}, "
+                f"{STREAM_ENDPOINT!r} (the private WebSocket) or '*'"
+            )
         return value
 
 
@@ -285,6 +305,17 @@ def validate_scenario(data: Any, source: str, known_instruments: set[str]) -> Sc
                     raise ScenarioError(f"{where}, field {label!r}: {exc}") from None
         if fault.kind in ("lever_empty", "drop_position") and fault.inst_id is None:
             raise ScenarioError(f"{where}, field 'instId': required for {fault.kind}")
+        stream_kind = fault.kind in STREAM_FAULT_KINDS
+        if stream_kind and fault.endpoint != STREAM_ENDPOINT:
+            raise ScenarioError(
+                f"{where}, field 'endpoint': {fault.kind} acts on the private WebSocket; "
+                f"use endpoint {STREAM_ENDPOINT!r}"
+            )
+        if fault.endpoint == STREAM_ENDPOINT and not stream_kind:
+            raise ScenarioError(
+                f"{where}, field 'kind': endpoint {STREAM_ENDPOINT!r} takes only "
+                f"{', '.join(STREAM_FAULT_KINDS)}"
+            )
     for inst_id in [*scenario.prices, *scenario.candle_history]:
         if not _known(inst_id, known_instruments, scenario):
             raise ScenarioError(f"{source}: {inst_id!r} is not a simulated instrument")

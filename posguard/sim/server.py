@@ -1,4 +1,5 @@
-"""Serving the simulator with uvicorn: in the foreground (the CLI) or in a thread (tests)."""
+"""Serving the simulator with uvicorn: in the foreground (the CLI) or in a thread (tests),
+over TLS when given a certificate (python-okx's WebSocket client only speaks wss)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,30 @@ from posguard.sim.exchange import SimExchange
 class SimServer:
     """The simulator on 127.0.0.1 in a background thread; port 0 picks a free port."""
 
-    def __init__(self, exchange: SimExchange, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        exchange: SimExchange,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> None:
         self.exchange = exchange
+        self.tls = ssl_certfile is not None
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
-            create_app(exchange), log_level="warning", access_log=False, lifespan="off"
+            create_app(exchange),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="websockets-sansio",
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -33,7 +49,12 @@ class SimServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket root; clients append /ws/v5/private (or /ws/v5/public)."""
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
 
     def start(self) -> SimServer:
         self._thread.start()

@@ -9,6 +9,7 @@ instrument cannot hide the others' leverage.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -76,6 +77,37 @@ def fetch_leverage_info(
                     f"{exc.okx_msg or ''}".rstrip()
                 )
     return frames.parse_leverage_info(rows), failures
+
+
+def settle_moment(changed_at_ms: int | None, client: OkxClient, grace_ms: int) -> int | None:
+    """When a run started by a change may take its snapshot, on OKX's clock: once the change
+    is older than the grace window, so that its evidence can conclude (the engine holds
+    younger evidence back: the bot may still be recording it). None: not started by a change;
+    0: a change at an unknown moment, taken as now."""
+    if changed_at_ms is None:
+        return None
+    if changed_at_ms <= 0:
+        client.sync_clock()
+        changed_at_ms = client.now_ms()
+    return changed_at_ms + grace_ms
+
+
+def wait_for_venue(
+    client: OkxClient,
+    moment_ms: int,
+    *,
+    longest_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Sleep until OKX's clock reaches `moment_ms` (never longer than `longest_seconds`: a
+    moment far ahead is a wrong one, not a reason to hold the account's slot); returns the
+    seconds slept."""
+    client.sync_clock()
+    wait = min(max(0.0, (moment_ms - client.now_ms()) / 1000), longest_seconds)
+    if wait > 0:
+        logger.info("waiting %.2f s for the change to pass the grace window", wait)
+        sleep(wait)
+    return wait
 
 
 def fetch_snapshot(

@@ -12,7 +12,7 @@ from posguard.sim import SimExchange, SimServer, validate_scenario
 from posguard.sim.cli_support import known_instruments
 from posguard.sim.scenario import read_scenario_document
 
-MAIN = {
+MAIN: dict[str, Any] = {
     "name": "main",
     "api_key": "sim-main-key",
     "secret_key": "sim-main-secret",

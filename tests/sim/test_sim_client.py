@@ -250,7 +250,7 @@ def test_rate_limit_per_account_is_enforced_by_the_simulator(sim: SimServer) -> 
 
 
 def test_the_sliding_window_allows_its_limit_per_window_on_its_clock() -> None:
-    from posguard.sim.app import SlidingWindow
+    from posguard.sim.limits import SlidingWindow
 
     now = [100.0]
     window = SlidingWindow(clock=lambda: now[0])

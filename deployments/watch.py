@@ -1,0 +1,165 @@
+"""`posguard watch`: the watcher's notices as Prefect events that start reconcile runs.
+
+Each notice becomes one `posguard.position.changed` event whose resource is the account
+(`posguard.account.<name>`, what the reconcile deployment's trigger matches) with the changed
+instruments as related resources and the changes, with their venue times and causes, in the
+payload. The event id is derived from the changes: a notice published twice (a restart that
+sees the same change) is one event to the server while it remembers ids.
+
+Needs PREFECT_API_URL (without it Prefect would start a private server nobody listens to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from prefect.events import emit_event
+from prefect.settings import get_current_settings
+
+from posguard.errors import ConfigError
+from posguard.settings import Settings
+from posguard.watch import Notice, StreamAccount, StreamTiming, Watcher
+
+EVENT = "posguard.position.changed"
+_IDS = uuid.UUID("5b1f3c2e-9d0a-4c61-8f0e-6a8d2b7c4e10")  # namespace of notice ids
+
+logger = logging.getLogger("posguard.watch")
+
+
+def account_resource(account: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"posguard.account.{account}", "prefect.resource.name": account}
+
+
+def event_of(notice: Notice) -> dict[str, Any]:
+    """The event's fields for `emit_event` (a dict so that tests can read it)."""
+    changes = [c.to_json() for c in notice.changes]
+    causes = {" ".join(k): v for k, v in notice.causes.items()}
+    identity = "|".join(
+        f"{c['instId']},{c['posSide']},{c['mgnMode']},{c['posId']},{c['cTime']},{c['after']},"
+        f"{c['venue_ms']}"
+        for c in sorted(changes, key=lambda c: (c["instId"], c["posSide"], c["mgnMode"]))
+    )
+    venue = [c.venue_ms for c in notice.changes if c.venue_ms is not None]
+    return {
+        "event": EVENT,
+        "resource": account_resource(notice.account),
+        "related": [
+            {
+                "prefect.resource.id": f"posguard.instrument.{inst_id}",
+                "prefect.resource.role": "instrument",
+                "prefect.resource.name": inst_id,
+            }
+            for inst_id in sorted({c.inst_id for c in notice.changes})
+        ],
+        "payload": {
+            "account": notice.account,
+            "changes": changes,
+            "causes": causes,
+            "venue_ms": max(venue) if venue else None,
+        },
+        "id": uuid.uuid5(_IDS, f"{notice.account}|{identity}"),
+    }
+
+
+def publish(notice: Notice) -> None:
+    fields = event_of(notice)
+    emit_event(**fields)
+    logger.info(
+        "account %s: %d position(s) changed (%s); event sent",
+        notice.account,
+        len(notice.changes),
+        ", ".join(f"{c.inst_id} {c.before or '0'} -> {c.after}" for c in notice.changes),
+    )
+
+
+def stream_accounts(settings: Settings, names: Sequence[str] | None = None) -> list[StreamAccount]:
+    chosen = sorted(settings.accounts) if not names else list(names)
+    unknown = [n for n in chosen if n not in settings.accounts]
+    if unknown:
+        raise KeyError(", ".join(unknown))
+    return [
+        StreamAccount(
+            name=name,
+            url=settings.accounts[name].resolved_ws_url,
+            api_key=settings.accounts[name].api_key,
+            secret_key=settings.accounts[name].secret_key,
+            passphrase=settings.accounts[name].passphrase,
+        )
+        for name in chosen
+    ]
+
+
+def watcher_for(settings: Settings, names: Sequence[str] | None = None) -> Watcher:
+    config = settings.watch
+    return Watcher(
+        stream_accounts(settings, names),
+        publish,
+        quiet_seconds=config.quiet_seconds,
+        max_seconds=config.max_delay_seconds,
+        timing=StreamTiming(
+            ping_seconds=config.ping_seconds, backoff_max_seconds=config.reconnect_max_seconds
+        ),
+    )
+
+
+def watch(
+    settings: Settings, names: Sequence[str] | None = None, status_seconds: float = 60
+) -> int:
+    """Watch until SIGTERM or Ctrl-C; a status line every `status_seconds` on stderr."""
+    if not get_current_settings().api.url:
+        raise ConfigError(
+            "PREFECT_API_URL is not set: the events would go to a private server nobody "
+            "listens to; set it to your Prefect server's API (e.g. http://127.0.0.1:4200/api)"
+        )
+    if not logging.getLogger("posguard").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("posguard").addHandler(handler)
+        logging.getLogger("posguard").setLevel(logging.INFO)
+    watcher = watcher_for(settings, names)
+    say = sys.stderr.write
+    say(f"watching {len(watcher.accounts)} account(s); Ctrl-C stops\n")
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        reporter = asyncio.ensure_future(_report(watcher, stopping, status_seconds, say))
+        await watcher.run(stopping)
+        await reporter
+
+    asyncio.run(main())
+    say(status_line(watcher) + "\n")
+    return 0
+
+
+def status_line(watcher: Watcher) -> str:
+    states: dict[str, int] = {}
+    for status in watcher.status.values():
+        states[status.state] = states.get(status.state, 0) + 1
+    figures = watcher.figures
+    lags = sorted(figures.lags_ms)
+    lag = f", push lag median {lags[len(lags) // 2]} ms" if lags else ""
+    return (
+        f"{time.strftime('%H:%M:%S')} streams "
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + f"; {figures.pushes} pushes, {figures.changes} changes, {figures.notices} events"
+        + lag
+    )
+
+
+async def _report(watcher: Watcher, stopping: asyncio.Event, every: float, say: Any) -> None:
+    while not stopping.is_set():
+        try:
+            async with asyncio.timeout(every):
+                await stopping.wait()
+        except TimeoutError:
+            say(status_line(watcher) + "\n")

@@ -1,0 +1,155 @@
+"""Many accounts' streams in one process: observed books, debounced notices, figures.
+
+The watcher never writes the registry: it only says "this account changed" (a `Notice`) to
+its `publish` callable (deployments.watch turns it into a Prefect event that starts the
+account's reconcile run). A push is an observation with the venue's time; the reconcile run
+reads the account itself and decides, so a lost, late or doubled notice costs latency, never
+truth: the schedule stays the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from posguard.errors import DataError
+from posguard.okx.stream import BalancePositionPush, Frame, PositionsPush
+from posguard.watch.connection import (
+    ConnectGate,
+    StreamAccount,
+    StreamStatus,
+    StreamTiming,
+    run_stream,
+)
+from posguard.watch.debounce import Debouncer, Notice
+from posguard.watch.observed import Change, ObservedBook
+
+logger = logging.getLogger("posguard.watch")
+
+
+@dataclass
+class WatchFigures:
+    """What the watcher did, for `posguard watch` and the benchmarks."""
+
+    pushes: int = 0
+    changes: int = 0
+    notices: int = 0
+    unreadable: int = 0
+    # Receipt time minus the venue's push time (pTime/uTime), ms, the last 1,000 pushes.
+    lags_ms: list[int] = field(default_factory=list)
+
+    def lag(self, lag_ms: int) -> None:
+        self.lags_ms.append(lag_ms)
+        if len(self.lags_ms) > 1000:
+            del self.lags_ms[:-1000]
+
+
+class Watcher:
+    def __init__(
+        self,
+        accounts: Sequence[StreamAccount],
+        publish: Callable[[Notice], None],
+        *,
+        quiet_seconds: float = 0.3,
+        max_seconds: float = 2.0,
+        timing: StreamTiming | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        names = [a.name for a in accounts]
+        if len(set(names)) != len(names):
+            raise ValueError("each account is watched once")
+        self.accounts = list(accounts)
+        self.publish = publish
+        self.timing = timing or StreamTiming()
+        self.clock = clock
+        self.wall_ms = wall_ms
+        self.books = {a.name: ObservedBook() for a in accounts}
+        self.status = {a.name: StreamStatus() for a in accounts}
+        self.debouncer = Debouncer(quiet_seconds, max_seconds)
+        self.figures = WatchFigures()
+        self._wake = asyncio.Event()
+
+    def on_frame(self, account: str, frame: Frame) -> None:
+        """One frame from `account`'s stream (called in the event loop, never blocks)."""
+        book = self.books[account]
+        now = self.clock()
+        changes: list[Change] = []
+        try:
+            if isinstance(frame, PositionsPush):
+                self.figures.pushes += 1
+                self._lag(frame.records)
+                if frame.event_type == "event_update":
+                    changes = book.update(frame.records, "event_update")
+                else:
+                    changes = book.snapshot_page(frame.records, frame.page, frame.last_page)
+            elif isinstance(frame, BalancePositionPush) and frame.event_type != "snapshot":
+                self.figures.pushes += 1
+                changes = book.update(frame.records, "balance_and_position")
+                for record in frame.records:
+                    key = (
+                        str(record.get("instId", "")),
+                        str(record.get("posSide") or "net"),
+                        str(record.get("mgnMode", "")),
+                    )
+                    self.debouncer.note_cause(account, key, frame.event_type, now)
+        except DataError as exc:
+            # The push cannot be read; the next regular snapshot (or the schedule) will be.
+            self.figures.unreadable += 1
+            logger.error("account %s: push not read: %s", account, exc)
+            return
+        if changes:
+            self.figures.changes += len(changes)
+            self.debouncer.add(account, changes, now)
+            self._wake.set()
+
+    def _lag(self, records: list[dict[str, object]]) -> None:
+        for record in records[:1]:
+            stamp = record.get("pTime") or record.get("uTime")
+            if isinstance(stamp, str) and stamp.isdigit():
+                self.figures.lag(self.wall_ms() - int(stamp))
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        gate = ConnectGate(self.timing.connects_per_second)
+        streams = [
+            run_stream(
+                account,
+                self.on_frame,
+                stopping,
+                gate=gate,
+                timing=self.timing,
+                status=self.status[account.name],
+            )
+            for account in self.accounts
+        ]
+        await asyncio.gather(self._notify(stopping), *streams)
+
+    async def _notify(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            due = self.debouncer.next_due()
+            timeout = 1.0 if due is None else max(0.0, due - self.clock())
+            self._wake.clear()
+            waits = [
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(stopping.wait()),
+            ]
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            self.flush(self.clock())
+        self.flush(float("inf"))  # what was seen before the stop still goes out
+
+    def flush(self, now: float) -> int:
+        sent = 0
+        for notice in self.debouncer.due(now):
+            try:
+                self.publish(notice)
+            except Exception:  # one account's notice must not stop the others' streams
+                logger.exception("account %s: notice not published", notice.account)
+                continue
+            self.figures.notices += 1
+            sent += 1
+        return sent

@@ -1,0 +1,153 @@
+"""What the stream showed and what changed: pure, on records shaped like OKX's pushes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from posguard.errors import DataError
+from posguard.watch.debounce import Debouncer
+from posguard.watch.observed import ObservedBook
+
+
+def record(inst: str = "XRP-USDT-SWAP", pos: str = "108", **fields: Any) -> dict[str, Any]:
+    base = {
+        "instId": inst,
+        "posSide": "net",
+        "mgnMode": "cross",
+        "pos": pos,
+        "posId": "1",
+        "cTime": "1000",
+        "uTime": "2000",
+        "lever": "5",
+        "markPx": "1.93",
+    }
+    return {**base, **fields}
+
+
+def test_first_snapshot_fills_the_book_without_changes() -> None:
+    book = ObservedBook()
+    assert book.snapshot_page([record(), record("BTC-USDT-SWAP", "2")], 1, True) == []
+    assert set(book.positions) == {
+        ("XRP-USDT-SWAP", "net", "cross"),
+        ("BTC-USDT-SWAP", "net", "cross"),
+    }
+
+
+def test_an_event_update_that_closes_is_one_change_to_zero() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    changes = book.update([record(pos="0", uTime="3000")], "event_update")
+    assert [(c.inst_id, c.before, c.after, c.venue_ms) for c in changes] == [
+        ("XRP-USDT-SWAP", "108", "0", 3000)
+    ]
+    assert book.positions == {}
+    # The same close said again (balance_and_position, a late push) is no news.
+    assert book.update([record(pos="0")], "balance_and_position") == []
+
+
+def test_mark_price_moves_are_no_change_but_size_life_and_leverage_are() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    assert book.update([record(markPx="2.5", upl="3")], "event_update") == []
+    assert book.update([record(pos="100.0")], "event_update")[0].after == "100"
+    assert book.update([record(pos="100")], "event_update") == []  # same size, other text
+    assert book.update([record(pos="100", cTime="5000", posId="2")], "event_update")[0].c_time == (
+        "5000"
+    )
+    assert book.update([record(pos="100", cTime="5000", posId="2", lever="3")], "event_update")
+
+
+def test_a_snapshot_tells_what_a_missed_push_hid() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record(), record("BTC-USDT-SWAP", "2")], 1, True)
+    # The close of BTC was never pushed (a missed push, a cut stream): the next regular
+    # snapshot lacks it, and XRP grew.
+    changes = book.snapshot_page([record(pos="120")], 1, True)
+    assert sorted((c.inst_id, c.before, c.after, c.source) for c in changes) == [
+        ("BTC-USDT-SWAP", "2", "0", "snapshot"),
+        ("XRP-USDT-SWAP", "108", "120", "snapshot"),
+    ]
+
+
+def test_snapshot_pages_are_one_snapshot() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record(), record("BTC-USDT-SWAP", "2")], 1, True)
+    assert book.snapshot_page([record()], 1, False) == []
+    changes = book.snapshot_page([record("ETH-USDT-SWAP", "1")], 2, True)
+    assert sorted((c.inst_id, c.after) for c in changes) == [
+        ("BTC-USDT-SWAP", "0"),
+        ("ETH-USDT-SWAP", "1"),
+    ]
+
+
+def test_hedged_legs_are_separate_positions() -> None:
+    book = ObservedBook()
+    long_leg = record(posSide="long")
+    short_leg = record(posSide="short", pos="3")
+    book.snapshot_page([long_leg, short_leg], 1, True)
+    changes = book.update([record(posSide="short", pos="0")], "event_update")
+    assert [(c.pos_side, c.after) for c in changes] == [("short", "0")]
+    assert ("XRP-USDT-SWAP", "long", "cross") in book.positions
+
+
+@pytest.mark.parametrize("bad", ["abc", 5, "nan", "1,5"])
+def test_a_size_that_is_not_a_decimal_string_names_field_and_instrument(bad: Any) -> None:
+    book = ObservedBook()
+    with pytest.raises(DataError, match=r"'pos' of XRP-USDT-SWAP") as caught:
+        book.update([record(pos=bad)], "event_update")
+    assert caught.value.inst_id == "XRP-USDT-SWAP"
+
+
+def test_an_empty_size_is_unknown_not_zero() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    changes = book.update([record(pos="")], "event_update")
+    assert [(c.before, c.after) for c in changes] == [("108", "")]
+    assert ("XRP-USDT-SWAP", "net", "cross") in book.positions
+
+
+def test_a_burst_is_one_notice_after_the_quiet_time() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record(), record("BTC-USDT-SWAP", "2")], 1, True)
+    debouncer = Debouncer(quiet_seconds=0.3, max_seconds=2.0)
+    debouncer.add("main", book.update([record(pos="50")], "event_update"), now=10.0)
+    debouncer.add("main", book.update([record(pos="0")], "event_update"), now=10.2)
+    debouncer.note_cause("main", ("XRP-USDT-SWAP", "net", "cross"), "liquidation", now=10.25)
+    debouncer.add("main", book.update([record("BTC-USDT-SWAP", "0")], "event_update"), now=10.25)
+    assert debouncer.due(10.5) == []  # 0.25 s quiet
+    assert debouncer.next_due() == pytest.approx(10.55)
+    (notice,) = debouncer.due(10.56)
+    assert notice.account == "main"
+    assert sorted((c.inst_id, c.after) for c in notice.changes) == [
+        ("BTC-USDT-SWAP", "0"),
+        ("XRP-USDT-SWAP", "0"),
+    ]
+    assert notice.causes == {("XRP-USDT-SWAP", "net", "cross"): "liquidation"}
+    assert debouncer.due(20.0) == []
+
+
+def test_a_burst_that_never_goes_quiet_still_gives_a_notice_at_max_seconds() -> None:
+    debouncer = Debouncer(quiet_seconds=0.3, max_seconds=1.0)
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    for step in range(12):
+        now = 10.0 + step * 0.1
+        debouncer.add("main", book.update([record(pos=str(200 + step))], "event_update"), now)
+        if now >= 11.0:
+            break
+    (notice,) = debouncer.due(11.0)
+    assert notice.changes[0].after == "210"
+
+
+def test_accounts_are_debounced_apart_and_a_cause_alone_is_no_notice() -> None:
+    debouncer = Debouncer(quiet_seconds=0.3, max_seconds=2.0)
+    book_a, book_b = ObservedBook(), ObservedBook()
+    for book in (book_a, book_b):
+        book.snapshot_page([record()], 1, True)
+    debouncer.add("a", book_a.update([record(pos="1")], "event_update"), now=1.0)
+    debouncer.add("b", book_b.update([record(pos="2")], "event_update"), now=1.2)
+    debouncer.note_cause("c", ("XRP-USDT-SWAP", "net", "cross"), "filled", now=1.0)
+    assert [n.account for n in debouncer.due(1.35)] == ["a"]
+    assert [n.account for n in debouncer.due(1.6)] == ["b"]

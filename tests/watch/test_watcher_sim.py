@@ -1,0 +1,252 @@
+"""The watcher against the simulator's private WebSocket: changes become one notice each,
+a cut stream reconnects, logs in and subscribes again and loses no change, a wrong secret is
+refused with OKX's code and a clear line, a missed push is caught by the regular snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from posguard.sim import SimExchange, SimServer
+from posguard.watch import Notice, StreamAccount, StreamTiming, Watcher
+from tests.sim.conftest import MAIN, scenario
+
+pytestmark = pytest.mark.timeout(60)
+
+XRP = {"instId": "XRP-USDT-SWAP", "mgnMode": "cross"}
+BTC = {"instId": "BTC-USDT-SWAP", "mgnMode": "cross"}
+
+
+def opened(**extra: Any) -> Any:
+    return scenario(
+        name="watched",
+        clock="wall",
+        steps=[
+            {"at": "+0s", "action": "open", **XRP, "side": "buy", "sz": "108", "px": "1.93"},
+            {"at": "+0s", "action": "open", **BTC, "side": "buy", "sz": "2", "px": "87000"},
+        ],
+        **extra,
+    )
+
+
+def step(server: SimServer, **body: Any) -> None:
+    httpx.post(f"{server.base_url}/__sim__/step", json=body, timeout=5).raise_for_status()
+
+
+@contextmanager
+def watching(
+    server: SimServer, secret: str = MAIN["secret_key"], **timing: float
+) -> Iterator[tuple[Watcher, list[Notice]]]:
+    notices: list[Notice] = []
+    account = StreamAccount(
+        "main",
+        server.ws_url + "/ws/v5/private",
+        SecretStr(MAIN["api_key"]),
+        SecretStr(secret),
+        SecretStr(MAIN["passphrase"]),
+    )
+    settings = {"backoff_first_seconds": 0.2, "backoff_max_seconds": 1.0, **timing}
+    watcher = Watcher(
+        [account], notices.append, quiet_seconds=0.2, max_seconds=1.0,
+        timing=StreamTiming(**settings),
+    )  # fmt: skip
+    loop = asyncio.new_event_loop()
+    stopping = asyncio.Event()
+    thread = threading.Thread(target=loop.run_until_complete, args=(watcher.run(stopping),))
+    thread.start()
+    try:
+        yield watcher, notices
+    finally:
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout=20)
+    assert not thread.is_alive(), "the watcher did not stop"
+    loop.close()
+    assert watcher.status["main"].state == "stopped"
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def changes_of(notices: list[Notice]) -> list[tuple[str, str]]:
+    return [(c.inst_id, c.after) for n in notices for c in n.changes]
+
+
+def test_a_liquidation_is_one_notice_with_its_cause() -> None:
+    with SimServer(SimExchange(opened())) as server, watching(server) as (watcher, notices):
+        until(lambda: watcher.books["main"].complete)
+        assert set(watcher.books["main"].positions) == {
+            ("XRP-USDT-SWAP", "net", "cross"),
+            ("BTC-USDT-SWAP", "net", "cross"),
+        }
+        step(server, action="liquidate", **BTC)
+        until(lambda: bool(notices))
+        time.sleep(0.5)  # nothing else follows from the same liquidation
+    (notice,) = notices
+    assert changes_of(notices) == [("BTC-USDT-SWAP", "0")]
+    assert notice.causes == {("BTC-USDT-SWAP", "net", "cross"): "liquidation"}
+    assert notice.changes[0].venue_ms is not None
+
+
+def test_a_cut_stream_reconnects_and_no_change_is_lost_or_doubled() -> None:
+    exchange = SimExchange(opened())
+    exchange.ws_regular_push_seconds = 0.5
+    with SimServer(exchange) as server, watching(server) as (watcher, notices):
+        until(lambda: watcher.status["main"].sessions == 1 and watcher.books["main"].complete)
+        dropped = httpx.post(f"{server.base_url}/__sim__/ws/drop", json={"account": "main"})
+        assert dropped.json()["dropped"] == 1
+        step(server, action="close", **XRP)  # while the stream is down, or just back
+        until(lambda: watcher.status["main"].sessions == 2)
+        until(lambda: ("XRP-USDT-SWAP", "0") in changes_of(notices))
+        step(server, action="adl", **BTC)  # after the reconnect: pushed again
+        until(lambda: ("BTC-USDT-SWAP", "0") in changes_of(notices))
+        time.sleep(1.2)  # two regular snapshots: they must not announce either again
+    assert sorted(changes_of(notices)) == [("BTC-USDT-SWAP", "0"), ("XRP-USDT-SWAP", "0")]
+    history = watcher.status["main"].history
+    assert "reconnecting" in history
+    assert history.count("subscribed") == 2
+
+
+def test_a_missed_push_is_caught_by_the_regular_snapshot() -> None:
+    faults = [{"endpoint": "ws_private", "kind": "ws_miss_push", "account": "main"}]
+    exchange = SimExchange(opened(faults=faults))
+    exchange.ws_regular_push_seconds = 0.5
+    with SimServer(exchange) as server, watching(server) as (watcher, notices):
+        until(lambda: watcher.books["main"].complete)
+        step(server, action="close", **XRP)
+        until(lambda: bool(notices), timeout=5)
+    assert changes_of(notices) == [("XRP-USDT-SWAP", "0")]
+    assert notices[0].changes[0].source == "snapshot"
+
+
+def test_keepalive_holds_an_idle_stream_open() -> None:
+    exchange = SimExchange(opened())
+    exchange.ws_idle_seconds = 0.6
+    exchange.ws_regular_push_seconds = 60
+    with (
+        SimServer(exchange) as server,
+        watching(server, ping_seconds=0.2, pong_seconds=1.0) as (watcher, _),
+    ):
+        until(lambda: watcher.status["main"].sessions == 1)
+        time.sleep(2.0)  # over three idle windows
+        assert watcher.status["main"].sessions == 1
+        assert watcher.status["main"].state == "subscribed"
+
+
+def test_an_upgrade_notice_reconnects_before_the_venue_closes() -> None:
+    faults = [
+        {
+            "endpoint": "ws_private",
+            "kind": "ws_upgrade_notice",
+            "account": "main",
+            "seconds": 5,
+            "times": 1,
+        }
+    ]
+    with (
+        SimServer(SimExchange(opened(faults=faults))) as server,
+        watching(server) as (watcher, _),
+    ):
+        until(lambda: watcher.status["main"].sessions >= 2)
+    assert "reconnecting" in watcher.status["main"].history
+
+
+def test_a_wrong_secret_is_refused_with_okx_code_and_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.ERROR, logger="posguard.watch"),
+        SimServer(SimExchange(opened())) as server,
+        watching(server, secret="not-the-secret", refused_retry_seconds=30) as (watcher, _),
+    ):
+        until(lambda: watcher.status["main"].state == "refused")
+        time.sleep(0.5)
+        assert watcher.status["main"].connects == 1  # no hammering with a wrong key
+    error = watcher.status["main"].last_error or ""
+    assert "account main" in error
+    assert "60007" in error
+    assert "check secret_key" in error
+    assert "not-the-secret" not in caplog.text
+    assert MAIN["passphrase"] not in caplog.text
+
+
+def test_the_watcher_pings_even_while_pushes_keep_coming() -> None:
+    # The reading of 4004 where the client must send: busy pushes do not excuse a ping.
+    exchange = SimExchange(opened())
+    exchange.ws_idle_seconds = 0.6
+    exchange.ws_regular_push_seconds = 0.1
+    with (
+        SimServer(exchange) as server,
+        watching(server, ping_seconds=0.25, pong_seconds=1.0) as (watcher, _),
+    ):
+        until(lambda: watcher.status["main"].sessions == 1)
+        time.sleep(2.0)
+        assert watcher.status["main"].sessions == 1
+        assert watcher.figures.pushes > 10
+
+
+def test_a_venue_that_stops_answering_is_left_and_reconnected() -> None:
+    """A stream that accepts the login and subscription, then answers nothing, not even
+    "ping": the watcher gives it up after pong_seconds and connects again."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    sessions: list[str] = []
+
+    async def mute(ws: ServerConnection) -> None:
+        await ws.recv()  # login
+        sessions.append("login")
+        await ws.send('{"event":"login","code":"0","msg":"","connId":"mute0001"}')
+        async for _ in ws:  # subscribe, pings: all unanswered
+            pass
+
+    ready = threading.Event()
+    stop = threading.Event()
+    port: list[int] = []
+
+    async def venue() -> None:
+        async with serve(mute, "127.0.0.1", 0) as server:
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    thread = threading.Thread(target=asyncio.run, args=(venue(),))
+    thread.start()
+    try:
+        assert ready.wait(5)
+        notices: list[Notice] = []
+        account = StreamAccount(
+            "main",
+            f"ws://127.0.0.1:{port[0]}/ws/v5/private",
+            SecretStr("k"),
+            SecretStr("s"),
+            SecretStr("p"),
+        )
+        timing = StreamTiming(ping_seconds=0.2, pong_seconds=0.3, backoff_first_seconds=0.1)
+        watcher = Watcher([account], notices.append, timing=timing)
+        loop = asyncio.new_event_loop()
+        stopping = asyncio.Event()
+        runner = threading.Thread(target=loop.run_until_complete, args=(watcher.run(stopping),))
+        runner.start()
+        until(lambda: len(sessions) >= 2)
+        loop.call_soon_threadsafe(stopping.set)
+        runner.join(timeout=10)
+        assert not runner.is_alive(), "the watcher did not stop"
+        loop.close()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert "no answer within 0.3 s" in (watcher.status["main"].last_error or "")
