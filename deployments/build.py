@@ -142,7 +142,7 @@ def _trigger_spec(plan: Planned) -> dict[str, Any]:
         "enabled": True,
         "match": {"prefect.resource.id": f"posguard.account.{plan.account}"},
         "expect": [POSITION_CHANGED],
-        "parameters": {**plan.parameters, "changed_at_ms": "{{ event.payload.venue_ms or 0 }}"},
+        "parameters": {**plan.parameters, "changed_at_ms": "{{ (event.payload.venue_ms or 0) }}"},
     }
 
 

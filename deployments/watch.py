@@ -37,16 +37,22 @@ def account_resource(account: str) -> dict[str, str]:
     return {"prefect.resource.id": f"posguard.account.{account}", "prefect.resource.name": account}
 
 
+# Prefect refuses an event with over 100 related resources (emit_event then returns None):
+# a notice of a "close all" names its first instruments there, and every change in the payload.
+MAX_RELATED = 90
+
+
 def event_of(notice: Notice) -> dict[str, Any]:
     """The event's fields for `emit_event` (a dict so that tests can read it)."""
     changes = [c.to_json() for c in notice.changes]
     causes = {" ".join(k): v for k, v in notice.causes.items()}
+    timed = all(c.venue_ms is not None for c in notice.changes)
     identity = "|".join(
-        f"{c['instId']},{c['posSide']},{c['mgnMode']},{c['posId']},{c['cTime']},{c['after']},"
-        f"{c['venue_ms']}"
+        f"{c['instId']},{c['posSide']},{c['mgnMode']},{c['posId']},{c['cTime']},{c['before']},"
+        f"{c['after']},{c['venue_ms']}"
         for c in sorted(changes, key=lambda c: (c["instId"], c["posSide"], c["mgnMode"]))
     )
-    venue = [c.venue_ms for c in notice.changes if c.venue_ms is not None]
+    instruments = sorted({c.inst_id for c in notice.changes})
     return {
         "event": EVENT,
         "resource": account_resource(notice.account),
@@ -56,26 +62,32 @@ def event_of(notice: Notice) -> dict[str, Any]:
                 "prefect.resource.role": "instrument",
                 "prefect.resource.name": inst_id,
             }
-            for inst_id in sorted({c.inst_id for c in notice.changes})
+            for inst_id in instruments[:MAX_RELATED]
         ],
         "payload": {
             "account": notice.account,
             "changes": changes,
             "causes": causes,
-            "venue_ms": max(venue) if venue else None,
+            # The latest venue time of the changes; None when one has none (a close seen
+            # only as missing from a snapshot): the run then waits the grace window from now.
+            "venue_ms": max(c.venue_ms or 0 for c in notice.changes) if timed else None,
         },
-        "id": uuid.uuid5(_IDS, f"{notice.account}|{identity}"),
+        # The same changes at the same venue times are the same event (a notice published
+        # again after a restart); without venue times there is nothing to tell them apart.
+        "id": uuid.uuid5(_IDS, f"{notice.account}|{identity}") if timed else uuid.uuid4(),
     }
 
 
 def publish(notice: Notice) -> None:
     fields = event_of(notice)
-    emit_event(**fields)
+    if emit_event(**fields) is None:
+        # emit_event logs and swallows what it cannot send; the watcher counts this.
+        raise RuntimeError(f"account {notice.account}: Prefect did not take the event")
     logger.info(
         "account %s: %d position(s) changed (%s); event sent",
         notice.account,
         len(notice.changes),
-        ", ".join(f"{c.inst_id} {c.before or '0'} -> {c.after}" for c in notice.changes),
+        ", ".join(f"{c.inst_id} {c.before or '0'} -> {c.after}" for c in notice.changes[:10]),
     )
 
 

@@ -196,3 +196,18 @@ def parse_size(value: object, *, field: str, inst_id: str, source: str) -> Decim
             inst_id=inst_id,
         )
     return Decimal(value)
+
+
+def parse_epoch_ms(value: object, *, field: str, inst_id: str, source: str) -> int | None:
+    """One OKX time (epoch ms as a string) from a pushed record; "" or absent is unknown."""
+    if value is None or value == "":
+        return None
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15):
+        raise DataError(
+            f"{source}: field {field!r} of {inst_id} has value {value!r:.40}; expected epoch "
+            "milliseconds as a string",
+            field=field,
+            value=value,
+            inst_id=inst_id,
+        )
+    return int(value)

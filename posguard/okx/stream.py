@@ -79,6 +79,13 @@ class Refused:
     def credentials(self) -> bool:
         return self.code in CREDENTIAL_CODES
 
+    @property
+    def safe_msg(self) -> str:
+        """The message fit for a log: OKX's "Invalid request: ..." repeats the request,
+        which for a login holds the key and passphrase."""
+        head, colon, _ = self.msg.partition(":")
+        return (head + " (request not repeated)" if colon else head)[:120]
+
     def advice(self) -> str:
         return ADVICE.get(self.code, "see OKX's WebSocket error codes")
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -33,13 +35,19 @@ from posguard.okx.stream import (
     LoggedIn,
     Notice,
     Other,
+    PositionsPush,
     Refused,
+    Subscribed,
     login_message,
     parse_frame,
     subscribe_message,
 )
 
 logger = logging.getLogger("posguard.watch")
+
+CONN_COUNT_ERROR = "channel-conn-count-error"
+# A session this long worked: a reconnect after it needs no backoff.
+STEADY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,9 @@ class StreamTiming:
     backoff_first_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     refused_retry_seconds: float = 300.0
+    # No positions push (OKX's regular snapshot comes about every 5 s) for this long: the
+    # subscription is gone on the venue's side; reconnect.
+    silence_seconds: float = 60.0
     # OKX allows 3 new connections per second per IP; a little under it, so that network
     # jitter cannot put a fourth in one of the venue's seconds.
     connects_per_second: float = 2.8
@@ -83,8 +94,10 @@ class StreamStatus:
 
 
 class LoginRefused(Exception):
+    """The login, or a subscription, was refused: the session cannot work as it is."""
+
     def __init__(self, refusal: Refused) -> None:
-        super().__init__(f"{refusal.code} {refusal.msg}")
+        super().__init__(f"{refusal.code} {refusal.safe_msg}")
         self.refusal = refusal
 
 
@@ -101,12 +114,17 @@ class ConnectGate:
         self._next = 0.0
         self._lock = asyncio.Lock()
 
-    async def wait(self) -> None:
-        async with self._lock:
-            delay = self._next - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next = max(self.clock(), self._next) + self.interval
+    async def wait(self, stopping: asyncio.Event) -> bool:
+        """Wait for this connection's turn; False when `stopping` came first."""
+        async with self._lock:  # only the slot is taken under the lock, not the wait
+            slot = max(self.clock(), self._next)
+            self._next = slot + self.interval
+        delay = slot - self.clock()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stopping.wait()
+        return not stopping.is_set()
 
 
 class Backoff:
@@ -138,24 +156,28 @@ async def run_stream(
     timing = timing or StreamTiming()
     backoff = Backoff(timing.backoff_first_seconds, timing.backoff_max_seconds)
     while not stopping.is_set():
-        await gate.wait()
+        if not await gate.wait(stopping):
+            break
         status.connects += 1
         status.move("connecting")
+        began = time.monotonic()
         delay: float
         try:
             await _until_stopped(_session(account, on_frame, timing, status, backoff), stopping)
             if stopping.is_set():
                 break
             # The session ended on OKX's upgrade notice: a new connection now, before the
-            # venue closes this one (a minute later).
+            # venue closes this one (a minute later); with backoff if notices come at once
+            # on every new connection.
+            short = time.monotonic() - began < STEADY_SECONDS
+            delay = backoff.next() if short else 0.0
             status.move("reconnecting", f"account {account.name}: service upgrade announced")
-            delay = 0.0
         except LoginRefused as exc:
             refusal = exc.refusal
             wait = timing.refused_retry_seconds if refusal.credentials else backoff.next()
             text = (
-                f"account {account.name}: OKX refused the stream's login ({refusal.code} "
-                f"{refusal.msg}): {refusal.advice()}; trying again in {wait:.0f} s"
+                f"account {account.name}: OKX refused the stream ({refusal.code} "
+                f"{refusal.safe_msg}): {refusal.advice()}; trying again in {wait:.0f} s"
             )
             logger.error(text)
             status.move("refused", text)
@@ -206,6 +228,7 @@ async def _session(
         ping_interval=None,  # OKX's keepalive is its text "ping", sent below
         close_timeout=2,
         max_size=2**23,
+        ssl=_tls() if account.url.startswith("wss://") else None,
     ) as ws:
         login = login_message(
             account.api_key.get_secret_value(),
@@ -214,13 +237,17 @@ async def _session(
             int(time.time()),
         )
         await ws.send(login)
-        await _logged_in(ws, timing.open_timeout_seconds, account.name, on_frame)
+        deliver = _Delivery(account.name, on_frame)
+        await _answered(ws, timing.open_timeout_seconds, deliver, LoggedIn)
         await ws.send(subscribe_message(f"posguard{status.sessions + 1}"))
+        # The positions ack, or the session is not what it claims to be (an error answers
+        # a subscription OKX did not take; no ack at all is a stalled venue).
+        await _answered(ws, timing.open_timeout_seconds, deliver, Subscribed)
         status.sessions += 1
         status.subscribed_at = time.monotonic()
         status.move("subscribed")
-        backoff.reset()
         keepalive = _Keepalive(timing)
+        began = time.monotonic()
         while True:
             frame = await keepalive.next(ws, account.name)
             if isinstance(frame, Notice) and frame.code == UPGRADE_NOTICE:
@@ -229,32 +256,57 @@ async def _session(
                 )
                 return
             if isinstance(frame, Refused):
-                logger.warning(
-                    "account %s: OKX refused a stream request (%s %s)",
-                    account.name,
-                    frame.code,
-                    frame.msg,
-                )
-                if frame.code in ("60011", "60009"):
-                    raise LoginRefused(frame)
-                continue
-            on_frame(account.name, frame)
+                raise LoginRefused(frame)
+            if isinstance(frame, Other) and frame.message.get("event") == CONN_COUNT_ERROR:
+                # Over OKX's 30 connections per channel: acknowledged, then never pushed.
+                raise StreamStale(f"OKX refused the subscription: {CONN_COUNT_ERROR}")
+            if isinstance(frame, PositionsPush):
+                keepalive.pushed()
+                if frame.last_page or time.monotonic() - began > STEADY_SECONDS:
+                    # A whole snapshot arrived: this venue works; a reconnect after it starts
+                    # the backoff over (before it, a venue that drops at once would be
+                    # reconnected to in a tight loop).
+                    backoff.reset()
+            deliver(frame)
 
 
-async def _logged_in(
-    ws: ClientConnection, timeout: float, name: str, on_frame: Callable[[str, Frame], None]
+class _Delivery:
+    """Frames to the watcher; its failure on one frame is said and the stream goes on (an
+    exception here would end every account's stream with this one's)."""
+
+    def __init__(self, name: str, on_frame: Callable[[str, Frame], None]) -> None:
+        self.name = name
+        self.on_frame = on_frame
+
+    def __call__(self, frame: Frame) -> None:
+        try:
+            self.on_frame(self.name, frame)
+        except Exception:
+            logger.exception("account %s: a stream frame was not handled", self.name)
+
+
+async def _answered(
+    ws: ClientConnection, timeout: float, deliver: _Delivery, wanted: type[Frame]
 ) -> None:
+    """Read until OKX answers with `wanted` (a refusal raises); pushes on the way are
+    delivered."""
     deadline = time.monotonic() + timeout
     while True:
         async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
             text = await ws.recv()
-        frame = _parse(text, name)
-        if isinstance(frame, LoggedIn):
+        frame = _parse(text, deliver.name)
+        if isinstance(frame, wanted):
             return
         if isinstance(frame, Refused):
             raise LoginRefused(frame)
-        if frame is not None and not isinstance(frame, Other):
-            on_frame(name, frame)
+        if frame is not None and not isinstance(frame, Other | LoggedIn | Subscribed):
+            deliver(frame)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA store (blocking the loop)."""
+    return ssl.create_default_context()
 
 
 class _Keepalive:
@@ -268,10 +320,18 @@ class _Keepalive:
         self.timing = timing
         self.sent = time.monotonic()
         self.pinged: float | None = None  # when the unanswered ping went out
+        self.last_push = time.monotonic()
+
+    def pushed(self) -> None:
+        self.last_push = time.monotonic()
 
     async def next(self, ws: ClientConnection, name: str) -> Frame:
         while True:
             now = time.monotonic()
+            if now - self.last_push > self.timing.silence_seconds:
+                # OKX pushes a positions snapshot about every 5 s: a subscription that
+                # stays silent was dropped on the venue's side.
+                raise StreamStale(f"no positions push for {self.timing.silence_seconds:g} s")
             wait = self.sent + self.timing.ping_seconds - now
             if self.pinged is not None:
                 wait = min(wait, self.pinged + self.timing.pong_seconds - now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from posguard.frames.parse import parse_size
+from posguard.frames.parse import parse_epoch_ms, parse_size
 
 Key = tuple[str, str, str]  # instId, posSide, mgnMode: one position of an account
 Source = Literal["event_update", "snapshot", "balance_and_position"]
@@ -66,20 +66,26 @@ def _text(record: dict[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _venue_ms(record: dict[str, Any]) -> int | None:
+def key_of(record: dict[str, Any]) -> Key:
+    return (_text(record, "instId") or "unknown", _text(record, "posSide") or "net",
+            _text(record, "mgnMode"))  # fmt: skip
+
+
+def _venue_ms(record: dict[str, Any], source: str) -> int | None:
+    inst_id = _text(record, "instId") or "unknown"
     for name in ("uTime", "pTime"):
-        value = record.get(name)
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
+        moment = parse_epoch_ms(record.get(name), field=name, inst_id=inst_id, source=source)
+        if moment is not None:
+            return moment
     return None
 
 
-def _seen(record: dict[str, Any], source: str) -> tuple[Key, Seen]:
-    inst_id = _text(record, "instId") or "unknown"
-    key = (inst_id, _text(record, "posSide") or "net", _text(record, "mgnMode"))
-    size = parse_size(record.get("pos"), field="pos", inst_id=inst_id, source=source)
+def _seen(record: dict[str, Any], source: str) -> tuple[Key, Seen, int | None]:
+    key = key_of(record)
+    size = parse_size(record.get("pos"), field="pos", inst_id=key[0], source=source)
     pos = "" if size is None else f"{size.normalize():f}"
-    return key, Seen(pos, _text(record, "posId"), _text(record, "cTime"), _text(record, "lever"))
+    seen = Seen(pos, _text(record, "posId"), _text(record, "cTime"), _text(record, "lever"))
+    return key, seen, _venue_ms(record, source)
 
 
 class ObservedBook:
@@ -94,8 +100,8 @@ class ObservedBook:
         """Records that say "this position is now so" (event pushes, balance_and_position)."""
         changes: list[Change] = []
         for record in records:
-            key, seen = _seen(record, f"{source} push")
-            change = self._apply(key, seen, _venue_ms(record), source)
+            key, seen, venue_ms = _seen(record, f"{source} push")
+            change = self._apply(key, seen, venue_ms, source)
             if change is not None:
                 changes.append(change)
         return changes
@@ -111,8 +117,11 @@ class ObservedBook:
         if not last_page:
             return []
         records, self._pages = self._pages, []
-        current = dict(_seen(r, "positions snapshot") for r in records)
-        venue = {k: _venue_ms(r) for k, r in zip(current, records, strict=False)}
+        current: dict[Key, Seen] = {}
+        venue: dict[Key, int | None] = {}
+        for record in records:
+            key, seen, venue_ms = _seen(record, "positions snapshot")
+            current[key], venue[key] = seen, venue_ms
         if not self.complete:
             self.positions = {k: s for k, s in current.items() if not _closed(s)}
             self.complete = True
@@ -129,6 +138,15 @@ class ObservedBook:
 
     def _apply(self, key: Key, seen: Seen, venue_ms: int | None, source: Source) -> Change | None:
         before = self.positions.get(key)
+        if before is not None:
+            # What a record does not say ("", or absent: balance_and_position's posData has no
+            # lever nor cTime; an unknown size) is as before, not a change.
+            seen = Seen(
+                seen.pos or before.pos,
+                seen.pos_id or before.pos_id,
+                seen.c_time or before.c_time,
+                seen.lever or before.lever,
+            )
         if _closed(seen):
             if before is None:
                 return None  # a close the book already knew, or a key never open

@@ -14,8 +14,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from posguard.errors import DataError
+from posguard.frames.parse import parse_epoch_ms
 from posguard.okx.stream import BalancePositionPush, Frame, PositionsPush
 from posguard.watch.connection import (
     ConnectGate,
@@ -25,7 +27,7 @@ from posguard.watch.connection import (
     run_stream,
 )
 from posguard.watch.debounce import Debouncer, Notice
-from posguard.watch.observed import Change, ObservedBook
+from posguard.watch.observed import Change, ObservedBook, key_of
 
 logger = logging.getLogger("posguard.watch")
 
@@ -38,6 +40,7 @@ class WatchFigures:
     changes: int = 0
     notices: int = 0
     unreadable: int = 0
+    unpublished: int = 0  # notices `publish` refused (said in the log, never silently)
     # Receipt time minus the venue's push time (pTime/uTime), ms, the last 1,000 pushes.
     lags_ms: list[int] = field(default_factory=list)
 
@@ -90,12 +93,7 @@ class Watcher:
                 self.figures.pushes += 1
                 changes = book.update(frame.records, "balance_and_position")
                 for record in frame.records:
-                    key = (
-                        str(record.get("instId", "")),
-                        str(record.get("posSide") or "net"),
-                        str(record.get("mgnMode", "")),
-                    )
-                    self.debouncer.note_cause(account, key, frame.event_type, now)
+                    self.debouncer.note_cause(account, key_of(record), frame.event_type, now)
         except DataError as exc:
             # The push cannot be read; the next regular snapshot (or the schedule) will be.
             self.figures.unreadable += 1
@@ -106,11 +104,14 @@ class Watcher:
             self.debouncer.add(account, changes, now)
             self._wake.set()
 
-    def _lag(self, records: list[dict[str, object]]) -> None:
+    def _lag(self, records: list[dict[str, Any]]) -> None:
         for record in records[:1]:
-            stamp = record.get("pTime") or record.get("uTime")
-            if isinstance(stamp, str) and stamp.isdigit():
-                self.figures.lag(self.wall_ms() - int(stamp))
+            inst_id = str(record.get("instId") or "unknown")
+            stamp = parse_epoch_ms(
+                record.get("pTime"), field="pTime", inst_id=inst_id, source="positions push"
+            )
+            if stamp is not None:
+                self.figures.lag(self.wall_ms() - stamp)
 
     async def run(self, stopping: asyncio.Event) -> None:
         gate = ConnectGate(self.timing.connects_per_second)
@@ -149,6 +150,7 @@ class Watcher:
                 self.publish(notice)
             except Exception:  # one account's notice must not stop the others' streams
                 logger.exception("account %s: notice not published", notice.account)
+                self.figures.unpublished += 1
                 continue
             self.figures.notices += 1
             sent += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -88,6 +89,21 @@ def test_a_change_event_starts_the_accounts_reconcile_run_once(served: WarmServe
     assert (run.idempotency_key or "").startswith("automation "), run.idempotency_key
     time.sleep(2)  # a second run from the repeated event would have been created by now
     assert len(runs_of("reconcile-positions/main-on-change")) == 1
+
+    # A change without a venue time (seen missing from a snapshot): the run gets 0, "now".
+    untimed = notice("main")
+    untimed = Notice("main", (replace(untimed.changes[0], venue_ms=None),), {}, 0.0)
+    emit_event(**event_of(untimed))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        runs = [r for r in runs_of("reconcile-positions/main-on-change") if r.id != run.id]
+        if runs and runs[0].state is not None and runs[0].state.is_final():
+            break
+        time.sleep(0.5)
+    (second,) = runs
+    assert second.parameters["changed_at_ms"] == 0
+    assert second.state is not None
+    assert second.state.is_completed(), second.state
 
 
 def test_no_trigger_when_the_watch_trigger_is_off(incident: Incident) -> None:

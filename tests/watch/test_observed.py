@@ -100,12 +100,37 @@ def test_a_size_that_is_not_a_decimal_string_names_field_and_instrument(bad: Any
     assert caught.value.inst_id == "XRP-USDT-SWAP"
 
 
-def test_an_empty_size_is_unknown_not_zero() -> None:
+def test_an_empty_size_is_unknown_neither_zero_nor_a_change() -> None:
     book = ObservedBook()
     book.snapshot_page([record()], 1, True)
-    changes = book.update([record(pos="")], "event_update")
-    assert [(c.before, c.after) for c in changes] == [("108", "")]
-    assert ("XRP-USDT-SWAP", "net", "cross") in book.positions
+    assert book.update([record(pos="")], "event_update") == []
+    assert book.positions[("XRP-USDT-SWAP", "net", "cross")].pos == "108"
+    # A position first seen with an unknown size is news (something opened).
+    (change,) = book.update([record("ETH-USDT-SWAP", pos="")], "event_update")
+    assert (change.before, change.after) == (None, "")
+
+
+@pytest.mark.parametrize("stamp", ["²", "1" * 5000, "-5", 17])
+def test_a_time_that_is_not_epoch_ms_is_a_data_error_not_a_crash(stamp: Any) -> None:
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    with pytest.raises(DataError, match=r"'uTime' of XRP-USDT-SWAP"):
+        book.update([record(pos="5", uTime=stamp)], "event_update")
+    with pytest.raises(DataError):
+        ObservedBook().snapshot_page([record(uTime=stamp)], 1, True)
+
+
+def test_a_snapshot_that_repeats_a_key_keeps_each_positions_own_time() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record(), record("BTC-USDT-SWAP", "2")], 1, True)
+    changes = book.snapshot_page(
+        [record(pos="1", uTime="5"), record(pos="2", uTime="6"), record("BTC-USDT-SWAP", "3",
+         uTime="7")], 1, True,
+    )  # fmt: skip
+    assert {(c.inst_id, c.after, c.venue_ms) for c in changes} == {
+        ("XRP-USDT-SWAP", "2", 6),
+        ("BTC-USDT-SWAP", "3", 7),
+    }
 
 
 def test_a_burst_is_one_notice_after_the_quiet_time() -> None:
@@ -151,3 +176,13 @@ def test_accounts_are_debounced_apart_and_a_cause_alone_is_no_notice() -> None:
     debouncer.note_cause("c", ("XRP-USDT-SWAP", "net", "cross"), "filled", now=1.0)
     assert [n.account for n in debouncer.due(1.35)] == ["a"]
     assert [n.account for n in debouncer.due(1.6)] == ["b"]
+
+
+def test_balance_and_position_records_say_less_and_change_nothing_they_do_not_say() -> None:
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    pos_data = {"instId": "XRP-USDT-SWAP", "posSide": "net", "mgnMode": "cross", "pos": "108"}
+    assert book.update([{**pos_data, "posId": "1", "uTime": "2500"}], "balance_and_position") == []
+    changes = book.update([{**pos_data, "pos": "50"}], "balance_and_position")
+    assert [(c.after, c.pos_id, c.c_time) for c in changes] == [("50", "1", "1000")]
+    assert book.update([record(pos="50")], "event_update") == []  # the same change, pushed twice

@@ -8,16 +8,19 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from websockets.asyncio.server import ServerConnection, serve
 
 from posguard.sim import SimExchange, SimServer
-from posguard.watch import Notice, StreamAccount, StreamTiming, Watcher
+from posguard.watch import Notice, StreamAccount, StreamStatus, StreamTiming, Watcher
+from posguard.watch.connection import ConnectGate, run_stream
+from tests.helpers import free_port
 from tests.sim.conftest import MAIN, scenario
 
 pytestmark = pytest.mark.timeout(60)
@@ -104,17 +107,26 @@ def test_a_liquidation_is_one_notice_with_its_cause() -> None:
 def test_a_cut_stream_reconnects_and_no_change_is_lost_or_doubled() -> None:
     exchange = SimExchange(opened())
     exchange.ws_regular_push_seconds = 0.5
-    with SimServer(exchange) as server, watching(server) as (watcher, notices):
+    # The first reconnect waits 0.5-1 s: the close below happens while the stream is down.
+    with (
+        SimServer(exchange) as server,
+        watching(server, backoff_first_seconds=1.0) as (watcher, notices),
+    ):
         until(lambda: watcher.status["main"].sessions == 1 and watcher.books["main"].complete)
         dropped = httpx.post(f"{server.base_url}/__sim__/ws/drop", json={"account": "main"})
         assert dropped.json()["dropped"] == 1
-        step(server, action="close", **XRP)  # while the stream is down, or just back
+        step(server, action="close", **XRP)
+        assert watcher.status["main"].sessions == 1
         until(lambda: watcher.status["main"].sessions == 2)
         until(lambda: ("XRP-USDT-SWAP", "0") in changes_of(notices))
         step(server, action="adl", **BTC)  # after the reconnect: pushed again
         until(lambda: ("BTC-USDT-SWAP", "0") in changes_of(notices))
         time.sleep(1.2)  # two regular snapshots: they must not announce either again
     assert sorted(changes_of(notices)) == [("BTC-USDT-SWAP", "0"), ("XRP-USDT-SWAP", "0")]
+    sources = {c.inst_id: c.source for n in notices for c in n.changes}
+    # Missed while down, told by the snapshot after the new subscription; then pushed again.
+    assert sources["XRP-USDT-SWAP"] == "snapshot"
+    assert sources["BTC-USDT-SWAP"] in ("event_update", "balance_and_position")
     history = watcher.status["main"].history
     assert "reconnecting" in history
     assert history.count("subscribed") == 2
@@ -179,8 +191,10 @@ def test_a_wrong_secret_is_refused_with_okx_code_and_waits(
     assert "account main" in error
     assert "60007" in error
     assert "check secret_key" in error
-    assert "not-the-secret" not in caplog.text
-    assert MAIN["passphrase"] not in caplog.text
+    # What was sent in the login never comes back in what is said about it.
+    for sent in (MAIN["api_key"], MAIN["passphrase"], "not-the-secret"):
+        assert sent not in caplog.text
+        assert sent not in error
 
 
 def test_the_watcher_pings_even_while_pushes_keep_coming() -> None:
@@ -201,52 +215,146 @@ def test_the_watcher_pings_even_while_pushes_keep_coming() -> None:
 def test_a_venue_that_stops_answering_is_left_and_reconnected() -> None:
     """A stream that accepts the login and subscription, then answers nothing, not even
     "ping": the watcher gives it up after pong_seconds and connects again."""
-    from websockets.asyncio.server import ServerConnection, serve
-
-    sessions: list[str] = []
 
     async def mute(ws: ServerConnection) -> None:
         await ws.recv()  # login
-        sessions.append("login")
-        await ws.send('{"event":"login","code":"0","msg":"","connId":"mute0001"}')
-        async for _ in ws:  # subscribe, pings: all unanswered
+        await ws.send(LOGGED_IN)
+        await ws.recv()  # subscribe
+        await ws.send(SUBSCRIBED)
+        async for _ in ws:  # pings: all unanswered
             pass
 
+    timing = StreamTiming(ping_seconds=0.2, pong_seconds=0.3, backoff_first_seconds=0.1)
+    with venue(mute) as url, running([account_at(url)], timing) as watcher:
+        until(lambda: watcher.status["main"].sessions >= 2)
+    assert "no answer within 0.3 s" in (watcher.status["main"].last_error or "")
+
+
+def test_a_refused_subscription_is_a_failed_session_not_a_silent_one() -> None:
+    async def refuses(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(LOGGED_IN)
+        await ws.recv()
+        await ws.send(
+            '{"event":"error","code":"60018","msg":"Wrong URL or channel:positions doesn\'t exist"}'
+        )
+        await ws.wait_closed()
+
+    timing = StreamTiming(backoff_first_seconds=0.1, backoff_max_seconds=0.2)
+    with venue(refuses) as url, running([account_at(url)], timing) as watcher:
+        until(lambda: watcher.status["main"].connects >= 2)
+        assert watcher.status["main"].sessions == 0
+    assert "60018" in (watcher.status["main"].last_error or "")
+
+
+def test_a_venue_that_drops_every_new_connection_is_not_hammered() -> None:
+    """Login and subscription acknowledged, then the connection closed at once: the backoff
+    grows (it starts over only after a whole snapshot)."""
+
+    async def drops(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(LOGGED_IN)
+        await ws.recv()
+        await ws.send(SUBSCRIBED)
+        await ws.close(4004, "No data received in 30s.")
+
+    timing = StreamTiming(backoff_first_seconds=0.4, backoff_max_seconds=10)
+    with venue(drops) as url, running([account_at(url)], timing) as watcher:
+        time.sleep(3.0)
+        connects = watcher.status["main"].connects
+    # Waits of 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s; reset on every subscription they
+    # would stay at 0.2-0.4 s: 8 or more connections in 3 s.
+    assert 3 <= connects <= 5, connects
+
+
+def test_a_frame_the_watcher_cannot_handle_is_said_and_the_stream_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exchange = SimExchange(opened())
+    exchange.ws_regular_push_seconds = 0.2
+    frames: list[Any] = []
+    status = StreamStatus()
+
+    def breaks_once(account: str, frame: Any) -> None:
+        frames.append(frame)
+        if len(frames) == 1:
+            raise RuntimeError("a bug in one frame's handling")
+
+    async def watch(server: SimServer) -> None:
+        stopping = asyncio.Event()
+        account = account_at(server.ws_url + "/ws/v5/private")
+        account = StreamAccount(
+            "main", account.url, SecretStr(MAIN["api_key"]), SecretStr(MAIN["secret_key"]),
+            SecretStr(MAIN["passphrase"]),
+        )  # fmt: skip
+        stream = asyncio.ensure_future(
+            run_stream(account, breaks_once, stopping, gate=ConnectGate(10), status=status)
+        )
+        while len(frames) < 4:
+            await asyncio.sleep(0.05)
+        stopping.set()
+        await stream
+
+    with caplog.at_level(logging.ERROR, logger="posguard.watch"), SimServer(exchange) as server:
+        asyncio.run(watch(server))
+    assert status.sessions == 1  # the broken frame did not end the session
+    assert "a stream frame was not handled" in caplog.text
+
+
+def test_stopping_many_accounts_that_cannot_connect_is_prompt() -> None:
+    accounts = [
+        account_at(f"ws://127.0.0.1:{free_port()}/ws/v5/private", f"a{n}") for n in range(30)
+    ]
+    with running(accounts, StreamTiming()) as watcher:
+        time.sleep(0.5)
+        began = time.monotonic()
+    assert time.monotonic() - began < 3.0
+    assert {s.state for s in watcher.status.values()} == {"stopped"}
+
+
+LOGGED_IN = '{"event":"login","code":"0","msg":"","connId":"fake0001"}'
+SUBSCRIBED = '{"event":"subscribe","arg":{"channel":"positions","instType":"ANY"}}'
+
+
+def account_at(url: str, name: str = "main") -> StreamAccount:
+    return StreamAccount(name, url, SecretStr("k"), SecretStr("s"), SecretStr("p"))
+
+
+@contextmanager
+def venue(handler: Callable[[ServerConnection], Awaitable[None]]) -> Iterator[str]:
+    """A WebSocket server on loopback speaking just enough of OKX for one misbehaviour."""
     ready = threading.Event()
     stop = threading.Event()
     port: list[int] = []
 
-    async def venue() -> None:
-        async with serve(mute, "127.0.0.1", 0) as server:
+    async def serving() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
             port.append(server.sockets[0].getsockname()[1])
             ready.set()
             while not stop.is_set():
                 await asyncio.sleep(0.05)
 
-    thread = threading.Thread(target=asyncio.run, args=(venue(),))
+    thread = threading.Thread(target=asyncio.run, args=(serving(),))
     thread.start()
     try:
         assert ready.wait(5)
-        notices: list[Notice] = []
-        account = StreamAccount(
-            "main",
-            f"ws://127.0.0.1:{port[0]}/ws/v5/private",
-            SecretStr("k"),
-            SecretStr("s"),
-            SecretStr("p"),
-        )
-        timing = StreamTiming(ping_seconds=0.2, pong_seconds=0.3, backoff_first_seconds=0.1)
-        watcher = Watcher([account], notices.append, timing=timing)
-        loop = asyncio.new_event_loop()
-        stopping = asyncio.Event()
-        runner = threading.Thread(target=loop.run_until_complete, args=(watcher.run(stopping),))
-        runner.start()
-        until(lambda: len(sessions) >= 2)
-        loop.call_soon_threadsafe(stopping.set)
-        runner.join(timeout=10)
-        assert not runner.is_alive(), "the watcher did not stop"
-        loop.close()
+        yield f"ws://127.0.0.1:{port[0]}/ws/v5/private"
     finally:
         stop.set()
         thread.join(timeout=10)
-    assert "no answer within 0.3 s" in (watcher.status["main"].last_error or "")
+
+
+@contextmanager
+def running(accounts: list[StreamAccount], timing: StreamTiming) -> Iterator[Watcher]:
+    watcher = Watcher(accounts, lambda notice: None, timing=timing)
+    loop = asyncio.new_event_loop()
+    stopping = asyncio.Event()
+    runner = threading.Thread(target=loop.run_until_complete, args=(watcher.run(stopping),))
+    runner.start()
+    try:
+        yield watcher
+    finally:
+        loop.call_soon_threadsafe(stopping.set)
+        runner.join(timeout=20)
+    assert not runner.is_alive(), "the watcher did not stop"
+    loop.close()
