@@ -8,12 +8,12 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Failed
 
 from flows.limits import ensure_account_limit
 from flows.naming import run_name
 from posguard.errors import PosguardError
-from tasks.fetch import already_observed, fetch_account_state, fetch_instruments, settle_change
+from tasks.fetch import fetch_account_state, fetch_instruments
 from tasks.publish import publish_drift, publish_positions, publish_validation
 from tasks.reconcile import cycle_summary, reconcile_account
 from tasks.runs import previous_failures, record_run, remember_failures
@@ -30,21 +30,18 @@ def reconcile_positions(
     """Positions vs the registry: drift is declared on evidence only (design.md rules 1-8).
 
     `changed_at_ms`: set by the change trigger (posguard watch), OKX's time of the pushed
-    change (0: unknown, taken as now). The run waits until the change has passed the grace
-    window, then takes the account's slot; a cycle that has meanwhile judged a later snapshot
-    makes it a no-op, so a burst of events costs one cycle."""
+    change (0: unknown, taken as now). Holding the account's slot, the run waits until the
+    change has passed the grace window, so that its evidence can conclude. (Waiting before
+    taking the slot, and skipping a change a later snapshot already judged, were measured
+    slower: the slot's acquisition retries with backoff behind the scheduled runs.)"""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     limit = ensure_account_limit(account)
-    settled = None if changed_at_ms is None else settle_change(account, changed_at_ms)
     with concurrency(limit, occupy=1, strict=True, timeout_seconds=600):
         held_from = time.time()
-        if settled is not None and already_observed(account, settled):
-            logger.info("account %s: a later snapshot already reconciled this change", account)
-            return Completed(message="already reconciled by a later snapshot")
         try:
             instruments = fetch_instruments(account)
-            state = fetch_account_state(account)
+            state = fetch_account_state(account, changed_at_ms)
         except PosguardError as exc:
             # Not observed is never "flat": no drift is concluded from a failed read.
             logger.error("account %s not observed this cycle: %s", account, exc)

@@ -114,20 +114,3 @@ def test_no_trigger_when_the_watch_trigger_is_off(incident: Incident) -> None:
     deployments = deployments_for(settings(), scheduled=False)
     assert [d for d in deployments if d.triggers] == []
     assert "main-on-change" not in {d.name for d in deployments}
-
-
-def test_a_change_a_later_snapshot_already_judged_costs_no_cycle(incident: Incident) -> None:
-    from posguard.registry import Registry
-    from tasks.fetch import already_observed
-
-    first = reconcile_positions("main")
-    assert first["positions"] >= 1
-    with Registry(settings().resolved_registry_url) as registry:
-        judged = registry.load_memory("main")[0].last_snapshot_ms
-    assert judged is not None
-    assert already_observed.fn("main", judged - 1)
-    assert not already_observed.fn("main", judged)
-    # A run for a change long before that snapshot (grace 0 here): nothing more to do.
-    state = reconcile_positions("main", changed_at_ms=judged - 60_000, return_state=True)
-    assert state.is_completed()
-    assert state.message == "already reconciled by a later snapshot"
