@@ -110,8 +110,11 @@ class Watcher:
             stamp = parse_epoch_ms(
                 record.get("pTime"), field="pTime", inst_id=inst_id, source="positions push"
             )
-            if stamp is not None:
-                self.figures.lag(self.wall_ms() - stamp)
+            lag = None if stamp is None else self.wall_ms() - stamp
+            # A venue clock far from this machine's (a simulator replaying a past day) has
+            # no lag worth a figure.
+            if lag is not None and -1000 < lag < 600_000:
+                self.figures.lag(lag)
 
     async def run(self, stopping: asyncio.Event) -> None:
         gate = ConnectGate(self.timing.connects_per_second)
