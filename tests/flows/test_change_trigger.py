@@ -24,7 +24,7 @@ from posguard.watch import Change, Notice
 from tasks.context import reload_settings, settings
 from tests.flows.conftest import Incident
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.fixture
