@@ -132,11 +132,14 @@ class Backoff:
         self.first = first
         self.maximum = maximum
         self.failures = 0
+        # Its own generator: the jitter never moves the process's shared `random` state
+        # (which property-based tests, among others, watch).
+        self._random = random.Random()
 
     def next(self) -> float:
         ceiling = min(self.maximum, self.first * 2.0 ** min(self.failures, 30))
         self.failures += 1
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     def reset(self) -> None:
         self.failures = 0
