@@ -122,6 +122,8 @@ class AccountSettings(BaseModel):
     @property
     def resolved_ws_url(self) -> str:
         """The private stream's URL (posguard watch)."""
+        from posguard.okx.stream import PRIVATE_PATH  # posguard.okx imports this module
+
         if self.ws_url:
             base = self.ws_url.rstrip("/")
         elif self.base_url:
@@ -129,7 +131,7 @@ class AccountSettings(BaseModel):
             base = base.replace("http://", "ws://", 1)
         else:
             base = WS_HOSTS[self.region][1 if self.demo else 0]
-        return base if base.endswith("/ws/v5/private") else base + "/ws/v5/private"
+        return base if base.endswith(PRIVATE_PATH) else base + PRIVATE_PATH
 
     @property
     def environment(self) -> str:

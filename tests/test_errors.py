@@ -67,6 +67,23 @@ TABLE = [
     ("59111", 200, RejectedError, False),
     ("59112", 200, RejectedError, False),
     ("59216", 200, RejectedError, False),
+    # The private WebSocket's login and subscription answers.
+    ("60004", 200, ClockSkewError, True),
+    ("60005", 200, AuthError, False),
+    ("60006", 200, ClockSkewError, True),
+    ("60007", 200, AuthError, False),
+    ("60009", 200, AuthError, False),
+    ("60011", 200, RejectedError, False),
+    ("60012", 200, RejectedError, False),
+    ("60013", 200, RejectedError, False),
+    ("60014", 200, RateLimitedError, True),
+    ("60018", 200, RejectedError, False),
+    ("60024", 200, AuthError, False),
+    ("60026", 200, AuthError, False),
+    ("60031", 200, RejectedError, False),
+    ("60032", 200, AuthError, False),
+    ("63999", 200, TransientExchangeError, True),
+    ("64008", 200, TransientExchangeError, True),
 ]
 
 

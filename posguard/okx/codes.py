@@ -116,6 +116,30 @@ OKX_CODES: dict[str, CodeInfo] = {
         leverage_refusal=True,
     ),
     "59216": CodeInfo(RejectedError, "the position does not exist"),
+    # The private WebSocket's answers to a login or a subscription
+    # (okx-ws-and-prefect-triggers.md 1.3).
+    "60004": CodeInfo(ClockSkewError, "the login timestamp was refused: check the clock (NTP)"),
+    "60005": CodeInfo(AuthError, "the API key is unknown to OKX: " + _CHECK_KEY),
+    "60006": CodeInfo(
+        ClockSkewError, "the login expired on arrival: the clock is off by over 30 s (NTP)"
+    ),
+    "60007": CodeInfo(AuthError, "the signature was refused: check secret_key of this account"),
+    "60009": CodeInfo(AuthError, "OKX refused the login: " + _CHECK_KEY),
+    "60011": CodeInfo(RejectedError, "a subscription before the login: this is a posguard bug"),
+    "60012": CodeInfo(RejectedError, "the request was invalid: this is a posguard bug"),
+    "60013": CodeInfo(RejectedError, "the subscription's arguments were refused"),
+    "60014": CodeInfo(
+        RateLimitedError, "over 480 logins and subscriptions per connection per hour"
+    ),
+    "60018": CodeInfo(RejectedError, "no such channel at this URL: check ws_url (/ws/v5/private)"),
+    "60024": CodeInfo(AuthError, "the passphrase is wrong: " + _CHECK_KEY),
+    "60026": CodeInfo(AuthError, _CHECK_KEY),
+    "60031": CodeInfo(RejectedError, "a second login on one connection: this is a posguard bug"),
+    "60032": CodeInfo(AuthError, "the API key does not exist in this region: check region"),
+    "63999": CodeInfo(TransientExchangeError, _RETRY_LATER),
+    "64008": CodeInfo(
+        TransientExchangeError, "OKX closes the connection for a service upgrade: reconnect"
+    ),
 }
 
 

@@ -13,34 +13,26 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from posguard.errors import AuthError
+from posguard.okx.codes import code_info
 from posguard.okx.signing import sign
 
 PRIVATE_PATH = "/ws/v5/private"
+PUBLIC_PATH = "/ws/v5/public"
 VERIFY_PATH = "/users/self/verify"
 PING = "ping"
 PONG = "pong"
-
-# Login refusals that a reconnect cannot mend: the key, passphrase or signature is wrong,
-# or the key belongs to the other environment (demo vs production).
-CREDENTIAL_CODES = frozenset(
-    {"60005", "60007", "60009", "60024", "60026", "60032", "63999", "50101"}
-)
-# "Timestamp request expired" / "Invalid timestamp": this machine's clock is off.
-CLOCK_CODES = frozenset({"60004", "60006"})
+# A login timestamp older than this is refused (60006), as a REST request's is (50102).
+LOGIN_WINDOW_MS = 30_000
+# New connections OKX accepts per second per IP.
+CONNECTIONS_PER_SECOND = 3
+# Login, subscribe and unsubscribe requests per connection per hour (then 60014).
+OPS_PER_HOUR = 480
+# Connections per channel per account; the next is acknowledged, then told this event.
+CONNECTIONS_PER_CHANNEL = 30
+CONN_COUNT_ERROR = "channel-conn-count-error"
 # The venue's notice that it will close the connection for a service upgrade.
 UPGRADE_NOTICE = "64008"
-
-# What each refusal asks of the person running posguard.
-ADVICE = {
-    "60005": "the API key is unknown to OKX: check api_key, and demo = true/false",
-    "60007": "the signature is wrong: check secret_key",
-    "60009": "OKX refused the login: check api_key, secret_key and passphrase",
-    "60024": "the passphrase is wrong: check passphrase",
-    "60032": "the API key does not exist in this region: check region",
-    "50101": "the key belongs to the other environment: check demo = true/false",
-    "60004": "the login timestamp was refused: check this machine's clock (NTP)",
-    "60006": "the login expired on arrival: this machine's clock is off by over 30 s (NTP)",
-}
 
 
 def login_message(api_key: str, secret_key: str, passphrase: str, epoch_seconds: int) -> str:
@@ -77,7 +69,8 @@ class Refused:
 
     @property
     def credentials(self) -> bool:
-        return self.code in CREDENTIAL_CODES
+        """A refusal of the key, secret or passphrase: reconnecting cannot mend it."""
+        return issubclass(code_info(self.code).error, AuthError)
 
     @property
     def safe_msg(self) -> str:
@@ -87,7 +80,7 @@ class Refused:
         return (head + " (request not repeated)" if colon else head)[:120]
 
     def advice(self) -> str:
-        return ADVICE.get(self.code, "see OKX's WebSocket error codes")
+        return code_info(self.code).remedy
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,13 @@ class SimExchange:
                 self._apply_due()
             return self.sim_now_ms
 
+    def stamp_is_current(self, stamp_ms: int, window_ms: int) -> bool:
+        """A signed request's timestamp, within `window_ms` of the simulated clock (what
+        public/time answers, so clients that sync to it pass) or of this machine's (clients
+        that sign with their own time, as ccxt and python-okx do by default, pass too)."""
+        wall_ms = time.time_ns() // 1_000_000
+        return min(abs(stamp_ms - wall_ms), abs(stamp_ms - self.now_ms())) <= window_ms
+
     def advance(self, *, seconds: float | None = None, to_ms: int | None = None) -> int:
         """Move simulated time forward (never back) and apply the steps now due."""
         with self.lock:

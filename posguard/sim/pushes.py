@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
+from posguard.okx.stream import UPGRADE_NOTICE
 from posguard.sim.channels import (
     Renderer,
     Subscription,
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.05
 IDLE_REASON = "No data received in 30s."
-UPGRADE_NOTICE = "The connection will soon be closed for a service upgrade. Please reconnect."
+UPGRADE_MESSAGE = "The connection will soon be closed for a service upgrade. Please reconnect."
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ class Pusher:
                 elif not conn.noticed:
                     self.exchange.consume(armed)
                     conn.noticed = True
-                    conn.reply(None, "notice", code="64008", msg=UPGRADE_NOTICE)
+                    conn.reply(None, "notice", code=UPGRADE_NOTICE, msg=UPGRADE_MESSAGE)
                     asyncio.get_running_loop().call_later(
                         fault.seconds, conn.close, 1012, "Service upgrade"
                     )

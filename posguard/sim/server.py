@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -33,15 +34,7 @@ class SimServer:
         self._socket.bind((host, port))
         self.host = host
         self.port = int(self._socket.getsockname()[1])
-        config = uvicorn.Config(
-            create_app(exchange),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="websockets-sansio",
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-        )
+        config = _config(exchange, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -82,5 +75,18 @@ class SimServer:
         self.stop()
 
 
+def _config(exchange: SimExchange, **options: Any) -> uvicorn.Config:
+    """One configuration for the simulator served in a thread and in the foreground, the
+    WebSocket implementation named (pushes.Connection.abort cuts its transport)."""
+    return uvicorn.Config(
+        create_app(exchange),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ws="websockets-sansio",
+        **options,
+    )
+
+
 def serve_forever(exchange: SimExchange, port: int, host: str = "127.0.0.1") -> None:
-    uvicorn.run(create_app(exchange), host=host, port=port, log_level="warning", lifespan="off")
+    uvicorn.Server(_config(exchange, host=host, port=port)).run()

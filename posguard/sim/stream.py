@@ -9,8 +9,8 @@ list, or an item not an object: 60012), timestamp format 60004, 30 s window agai
 machine's clock or the simulated one 60006, key 60005, passphrase 60024, signature 60007.
 A failed login is answered `{"event":"error",...}` and the connection is closed with 4001; a
 second login on a logged-in connection gets 60031 and the connection stays up. Demo and live
-keys are both accepted: OKX tells them apart by host (wspap), and one simulator serves both
-(`environment_matches` is where a demo-only URL would decide).
+keys are both accepted: OKX tells them apart by host (wspap, 50101), and one simulator
+serves both on one URL.
 
 Subscribe / unsubscribe (`id` echoed): 60011 before login, 60019 unknown op, 60012 malformed
 request, 60018 unknown channel or instId, 60013 bad args (positions without a valid
@@ -51,28 +51,26 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from posguard.okx.signing import verify
+from posguard.okx.stream import (
+    CONN_COUNT_ERROR,
+    CONNECTIONS_PER_CHANNEL,
+    CONNECTIONS_PER_SECOND,
+    LOGIN_WINDOW_MS,
+    OPS_PER_HOUR,
+    PRIVATE_PATH,
+    PUBLIC_PATH,
+    VERIFY_PATH,
+)
 from posguard.sim.book import Account, SimRefusal
 from posguard.sim.channels import PUSHING_CHANNELS, SILENT_CHANNELS, parse_subscription
 from posguard.sim.exchange import SimExchange
 from posguard.sim.limits import SlidingWindow
 from posguard.sim.pushes import Connection, Pusher
 
-PRIVATE_PATH = "/ws/v5/private"
-PUBLIC_PATH = "/ws/v5/public"
-LOGIN_WINDOW_MS = 30_000
-CONNECTIONS_PER_SECOND = 3
-OPS_PER_HOUR = 480
-CONNECTIONS_PER_CHANNEL = 30
 REQUEST_ID = re.compile(r"[A-Za-z0-9]{1,32}")
 
 
-def environment_matches(account: Account, websocket: WebSocket) -> bool:
-    """OKX refuses a demo key on a live host and the reverse (50101); the simulator serves
-    both on one URL, so every key passes here."""
-    return True
-
-
-def check_login(exchange: SimExchange, args: Any, websocket: WebSocket) -> Account:
+def check_login(exchange: SimExchange, args: Any) -> Account:
     if args is None or args == []:
         raise SimRefusal("60027", "Param empty")
     if not isinstance(args, list) or not isinstance(args[0], dict):
@@ -89,19 +87,14 @@ def check_login(exchange: SimExchange, args: Any, websocket: WebSocket) -> Accou
     stamp_text = str(stamp)
     if not (stamp_text.isascii() and stamp_text.isdigit()) or len(stamp_text) > 12:
         raise SimRefusal("60004", "Invalid timestamp")
-    # As on REST: within 30 s of the simulated clock or of this machine's.
-    stamp_ms = int(stamp_text) * 1000
-    wall_ms = time.time_ns() // 1_000_000
-    if min(abs(stamp_ms - wall_ms), abs(stamp_ms - exchange.now_ms())) > LOGIN_WINDOW_MS:
+    if not exchange.stamp_is_current(int(stamp_text) * 1000, LOGIN_WINDOW_MS):
         raise SimRefusal("60006", "Timestamp request expired")
     account = exchange.by_key.get(key)
     if account is None:
         raise SimRefusal("60005", "Invalid apiKey")
     if passphrase != account.passphrase:
         raise SimRefusal("60024", "Wrong passphrase")
-    if not environment_matches(account, websocket):
-        raise SimRefusal("50101", "APIKey does not match current environment.")
-    if not verify(account.secret_key, signature, stamp_text, "GET", "/users/self/verify", ""):
+    if not verify(account.secret_key, signature, stamp_text, "GET", VERIFY_PATH, ""):
         raise SimRefusal("60007", "Invalid sign")
     return account
 
@@ -216,7 +209,7 @@ class StreamHub:
             )
             return
         try:
-            account = check_login(self.exchange, args, conn.websocket)
+            account = check_login(self.exchange, args)
         except SimRefusal as refusal:
             conn.error(request_id, refusal.code, refusal.msg or f"Invalid request: {text}")
             conn.close(4001, "Login failed")
@@ -259,9 +252,7 @@ class StreamHub:
             if self.exchange.enforce_rate_limits and count > CONNECTIONS_PER_CHANNEL:
                 sub.pushes, sub.over_cap = False, True
                 conn.subscriptions[sub.key] = sub
-                conn.reply(
-                    None, "channel-conn-count-error", channel=sub.channel, connCount=str(count - 1)
-                )
+                conn.reply(None, CONN_COUNT_ERROR, channel=sub.channel, connCount=str(count - 1))
                 continue
             conn.subscriptions[sub.key] = sub
             conn.reply(None, "channel-conn-count", channel=sub.channel, connCount=str(count))

@@ -28,6 +28,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from posguard.okx.stream import (
+    CONN_COUNT_ERROR,
+    CONNECTIONS_PER_SECOND,
     PING,
     UPGRADE_NOTICE,
     Frame,
@@ -45,7 +47,6 @@ from posguard.okx.stream import (
 
 logger = logging.getLogger("posguard.watch")
 
-CONN_COUNT_ERROR = "channel-conn-count-error"
 # A session this long worked: a reconnect after it needs no backoff.
 STEADY_SECONDS = 60.0
 
@@ -74,7 +75,7 @@ class StreamTiming:
     silence_seconds: float = 60.0
     # OKX allows 3 new connections per second per IP; a little under it, so that network
     # jitter cannot put a fourth in one of the venue's seconds.
-    connects_per_second: float = 2.8
+    connects_per_second: float = CONNECTIONS_PER_SECOND * 0.93
 
 
 @dataclass
