@@ -25,6 +25,7 @@ from prefect.schedules import Interval
 from deployments.watch import EVENT as POSITION_CHANGED
 from flows import guard_account, recalculate_leverage, reconcile_positions, sync_instruments
 from posguard.settings import Settings
+from tasks.publish import account_resource
 
 POOL = "posguard"
 
@@ -140,7 +141,7 @@ def _trigger_spec(plan: Planned) -> dict[str, Any]:
     return {
         "name": trigger_name(plan.account),
         "enabled": True,
-        "match": {"prefect.resource.id": f"posguard.account.{plan.account}"},
+        "match": {"prefect.resource.id": account_resource(plan.account)["prefect.resource.id"]},
         "expect": [POSITION_CHANGED],
         "parameters": {**plan.parameters, "changed_at_ms": "{{ (event.payload.venue_ms or 0) }}"},
     }

@@ -24,17 +24,15 @@ from prefect.events import emit_event
 from prefect.settings import get_current_settings
 
 from posguard.errors import ConfigError
+from posguard.progress import lines_on_stderr
 from posguard.settings import Settings
 from posguard.watch import Notice, StreamAccount, StreamTiming, Watcher
+from tasks.publish import account_resource, instrument_related
 
 EVENT = "posguard.position.changed"
 _IDS = uuid.UUID("5b1f3c2e-9d0a-4c61-8f0e-6a8d2b7c4e10")  # namespace of notice ids
 
 logger = logging.getLogger("posguard.watch")
-
-
-def account_resource(account: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"posguard.account.{account}", "prefect.resource.name": account}
 
 
 # Prefect refuses an event with over 100 related resources (emit_event then returns None):
@@ -56,14 +54,7 @@ def event_of(notice: Notice) -> dict[str, Any]:
     return {
         "event": EVENT,
         "resource": account_resource(notice.account),
-        "related": [
-            {
-                "prefect.resource.id": f"posguard.instrument.{inst_id}",
-                "prefect.resource.role": "instrument",
-                "prefect.resource.name": inst_id,
-            }
-            for inst_id in instruments[:MAX_RELATED]
-        ],
+        "related": [instrument_related(inst_id) for inst_id in instruments[:MAX_RELATED]],
         "payload": {
             "account": notice.account,
             "changes": changes,
@@ -92,20 +83,24 @@ def publish(notice: Notice) -> None:
 
 
 def stream_accounts(settings: Settings, names: Sequence[str] | None = None) -> list[StreamAccount]:
-    chosen = sorted(settings.accounts) if not names else list(names)
-    unknown = [n for n in chosen if n not in settings.accounts]
-    if unknown:
-        raise KeyError(", ".join(unknown))
-    return [
-        StreamAccount(
-            name=name,
-            url=settings.accounts[name].resolved_ws_url,
-            api_key=settings.accounts[name].api_key,
-            secret_key=settings.accounts[name].secret_key,
-            passphrase=settings.accounts[name].passphrase,
+    """The accounts to watch (all when `names` is empty); an unknown name is a ConfigError
+    naming the configured ones."""
+    chosen = list(names or sorted(settings.accounts))
+    if not chosen:
+        raise ConfigError("no accounts configured; add [accounts.NAME] to posguard.toml")
+    streams: list[StreamAccount] = []
+    for name in chosen:
+        account = settings.account(name)
+        streams.append(
+            StreamAccount(
+                name,
+                account.resolved_ws_url,
+                account.api_key,
+                account.secret_key,
+                account.passphrase,
+            )
         )
-        for name in chosen
-    ]
+    return streams
 
 
 def watcher_for(settings: Settings, names: Sequence[str] | None = None) -> Watcher:
@@ -125,17 +120,12 @@ def watch(
     settings: Settings, names: Sequence[str] | None = None, status_seconds: float = 60
 ) -> int:
     """Watch until SIGTERM or Ctrl-C; a status line every `status_seconds` on stderr."""
+    watcher = watcher_for(settings, names)
     if not get_current_settings().api.url:
         raise ConfigError(
             "PREFECT_API_URL is not set: the events would go to a private server nobody "
             "listens to; set it to your Prefect server's API (e.g. http://127.0.0.1:4200/api)"
         )
-    if not logging.getLogger("posguard").handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger("posguard").addHandler(handler)
-        logging.getLogger("posguard").setLevel(logging.INFO)
-    watcher = watcher_for(settings, names)
     say = sys.stderr.write
     say(f"watching {len(watcher.accounts)} account(s); Ctrl-C stops\n")
 
@@ -148,7 +138,8 @@ def watch(
         await watcher.run(stopping)
         await reporter
 
-    asyncio.run(main())
+    with lines_on_stderr("posguard.watch", "%(asctime)s %(levelname)s %(message)s"):
+        asyncio.run(main())
     say(status_line(watcher) + "\n")
     return 0
 

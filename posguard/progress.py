@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TextIO
 
 LOGGER = "posguard.progress"
@@ -51,19 +51,27 @@ class Progress:
         self.update(self.done + count)
 
 
-@contextmanager
-def progress_on_stderr(stream: TextIO | None = None) -> Iterator[None]:
+def progress_on_stderr(stream: TextIO | None = None) -> AbstractContextManager[None]:
     """Show `posguard.progress` lines on stderr (or `stream`) while the block runs."""
+    return lines_on_stderr(logger.name, stream=stream)
+
+
+@contextmanager
+def lines_on_stderr(
+    name: str, fmt: str = "%(message)s", stream: TextIO | None = None
+) -> Iterator[None]:
+    """Show the INFO lines of logger `name` on stderr (or `stream`) while the block runs."""
+    shown = logging.getLogger(name)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    previous = (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(fmt))
+    previous = (shown.level, shown.propagate)
+    shown.addHandler(handler)
+    shown.setLevel(logging.INFO)
     # Shown here once; the root logger's handlers (Prefect's console) would repeat it.
-    logger.propagate = False
+    shown.propagate = False
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous[0])
-        logger.propagate = previous[1]
+        shown.removeHandler(handler)
+        shown.setLevel(previous[0])
+        shown.propagate = previous[1]

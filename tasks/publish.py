@@ -44,18 +44,23 @@ def resource(account: str, inst_id: str, pos_side: str = "", mgn_mode: str = "")
     }
 
 
+def account_resource(account: str) -> dict[str, str]:
+    """The account as an event's resource (what the on-change trigger matches)."""
+    return {"prefect.resource.id": f"posguard.account.{account}", "prefect.resource.name": account}
+
+
+def instrument_related(inst_id: str) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"posguard.instrument.{inst_id}",
+        "prefect.resource.role": "instrument",
+        "prefect.resource.name": inst_id,
+    }
+
+
 def related(account: str, inst_id: str) -> list[dict[str, str]]:
     return [
-        {
-            "prefect.resource.id": f"posguard.account.{account}",
-            "prefect.resource.role": "account",
-            "prefect.resource.name": account,
-        },
-        {
-            "prefect.resource.id": f"posguard.instrument.{inst_id}",
-            "prefect.resource.role": "instrument",
-            "prefect.resource.name": inst_id,
-        },
+        {**account_resource(account), "prefect.resource.role": "account"},
+        instrument_related(inst_id),
     ]
 
 

@@ -163,3 +163,15 @@ def test_a_saved_error_answer_carries_no_http_status() -> None:
         records_of({"code": "51001", "msg": "gone", "data": []}, source="saved.json")
     assert raised.value.http_status is None
     assert "saved.json" in str(raised.value)
+
+
+def test_watch_names_what_is_missing_before_it_connects(tmp_path: Path) -> None:
+    config = tmp_path / "posguard.toml"
+    config.write_text("")
+    empty = runner.invoke(app, ["watch", "--config", str(config)])
+    assert empty.exit_code == 2
+    assert "no accounts configured" in empty.output
+    config.write_text('[accounts.main]\napi_key = "k"\nsecret_key = "s"\npassphrase = "p"\n')
+    unknown = runner.invoke(app, ["watch", "--config", str(config), "--account", "desk"])
+    assert unknown.exit_code == 2
+    assert "account 'desk' is not configured (configured: main)" in unknown.output

@@ -105,17 +105,6 @@ def register(app: typer.Typer) -> None:
         trigger starts a run within seconds; the schedule stays the safety net. Needs
         PREFECT_API_URL; never writes the registry."""
         settings = settings_from(config)
-        if not settings.accounts:
-            typer.echo("error: no accounts configured; add [accounts.NAME]", err=True)
-            raise typer.Exit(2)
-        unknown = sorted(set(account or []) - set(settings.accounts))
-        if unknown:
-            typer.echo(
-                f"error: no account named {', '.join(unknown)}; configured: "
-                f"{', '.join(sorted(settings.accounts))}",
-                err=True,
-            )
-            raise typer.Exit(2)
         from deployments.watch import watch
 
         raise typer.Exit(guarded(lambda: watch(settings, account, status_seconds)))

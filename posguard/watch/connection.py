@@ -84,7 +84,6 @@ class StreamStatus:
     connects: int = 0
     sessions: int = 0  # logged in and subscribed
     last_error: str | None = None
-    subscribed_at: float | None = None
     history: list[str] = field(default_factory=list)  # the last states, for tests and status
 
     def move(self, state: str, error: str | None = None) -> None:
@@ -94,7 +93,7 @@ class StreamStatus:
         self.history = [*self.history[-19:], state]
 
 
-class LoginRefused(Exception):
+class VenueRefused(Exception):
     """The login, or a subscription, was refused: the session cannot work as it is."""
 
     def __init__(self, refusal: Refused) -> None:
@@ -113,13 +112,12 @@ class ConnectGate:
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self.clock = clock
         self._next = 0.0
-        self._lock = asyncio.Lock()
 
     async def wait(self, stopping: asyncio.Event) -> bool:
-        """Wait for this connection's turn; False when `stopping` came first."""
-        async with self._lock:  # only the slot is taken under the lock, not the wait
-            slot = max(self.clock(), self._next)
-            self._next = slot + self.interval
+        """Wait for this connection's turn; False when `stopping` came first. (The slot is
+        taken before the first await: no other stream can take the same one.)"""
+        slot = max(self.clock(), self._next)
+        self._next = slot + self.interval
         delay = slot - self.clock()
         if delay > 0:
             with contextlib.suppress(TimeoutError):
@@ -176,7 +174,7 @@ async def run_stream(
             short = time.monotonic() - began < STEADY_SECONDS
             delay = backoff.next() if short else 0.0
             status.move("reconnecting", f"account {account.name}: service upgrade announced")
-        except LoginRefused as exc:
+        except VenueRefused as exc:
             refusal = exc.refusal
             wait = timing.refused_retry_seconds if refusal.credentials else backoff.next()
             text = (
@@ -248,7 +246,6 @@ async def _session(
         # a subscription OKX did not take; no ack at all is a stalled venue).
         await _answered(ws, timing.open_timeout_seconds, deliver, Subscribed)
         status.sessions += 1
-        status.subscribed_at = time.monotonic()
         status.move("subscribed")
         keepalive = _Keepalive(timing)
         began = time.monotonic()
@@ -260,7 +257,7 @@ async def _session(
                 )
                 return
             if isinstance(frame, Refused):
-                raise LoginRefused(frame)
+                raise VenueRefused(frame)
             if isinstance(frame, Other) and frame.message.get("event") == CONN_COUNT_ERROR:
                 # Over OKX's 30 connections per channel: acknowledged, then never pushed.
                 raise StreamStale(f"OKX refused the subscription: {CONN_COUNT_ERROR}")
@@ -302,7 +299,7 @@ async def _answered(
         if isinstance(frame, wanted):
             return
         if isinstance(frame, Refused):
-            raise LoginRefused(frame)
+            raise VenueRefused(frame)
         if frame is not None and not isinstance(frame, Other | LoggedIn | Subscribed):
             deliver(frame)
 

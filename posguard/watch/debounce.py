@@ -29,7 +29,6 @@ class Notice:
     account: str
     changes: tuple[Change, ...]
     causes: dict[Key, str]
-    first_seen: float  # the clock's time of the first change in the burst
 
 
 class Debouncer:
@@ -62,7 +61,7 @@ class Debouncer:
             if pending.changes:  # a cause alone (its change was already known) is no news
                 changes = tuple(pending.changes.values())
                 causes = {k: v for k, v in pending.causes.items() if k in pending.changes}
-                ready.append(Notice(account, changes, causes, pending.first))
+                ready.append(Notice(account, changes, causes))
         return ready
 
     def next_due(self) -> float | None:

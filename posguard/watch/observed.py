@@ -67,8 +67,8 @@ def _text(record: dict[str, Any], name: str) -> str:
 
 
 def key_of(record: dict[str, Any]) -> Key:
-    return (_text(record, "instId") or "unknown", _text(record, "posSide") or "net",
-            _text(record, "mgnMode"))  # fmt: skip
+    inst_id = _text(record, "instId") or "unknown"
+    return (inst_id, _text(record, "posSide") or "net", _text(record, "mgnMode"))
 
 
 def _venue_ms(record: dict[str, Any], source: str) -> int | None:

@@ -41,7 +41,7 @@ class WatchFigures:
     notices: int = 0
     unreadable: int = 0
     unpublished: int = 0  # notices `publish` refused (said in the log, never silently)
-    # Receipt time minus the venue's push time (pTime/uTime), ms, the last 1,000 pushes.
+    # Receipt time minus the venue's push time (pTime), ms, the last 1,000 pushes.
     lags_ms: list[int] = field(default_factory=list)
 
     def lag(self, lag_ms: int) -> None:
@@ -84,7 +84,6 @@ class Watcher:
         try:
             if isinstance(frame, PositionsPush):
                 self.figures.pushes += 1
-                self._lag(frame.records)
                 if frame.event_type == "event_update":
                     changes = book.update(frame.records, "event_update")
                 else:
@@ -99,17 +98,23 @@ class Watcher:
             self.figures.unreadable += 1
             logger.error("account %s: push not read: %s", account, exc)
             return
+        if isinstance(frame, PositionsPush):
+            self._lag(frame.records)
         if changes:
             self.figures.changes += len(changes)
             self.debouncer.add(account, changes, now)
             self._wake.set()
 
     def _lag(self, records: list[dict[str, Any]]) -> None:
+        """A figure only: a push time that cannot be read leaves it out, nothing more."""
         for record in records[:1]:
             inst_id = str(record.get("instId") or "unknown")
-            stamp = parse_epoch_ms(
-                record.get("pTime"), field="pTime", inst_id=inst_id, source="positions push"
-            )
+            try:
+                stamp = parse_epoch_ms(
+                    record.get("pTime"), field="pTime", inst_id=inst_id, source="positions push"
+                )
+            except DataError:
+                stamp = None
             lag = None if stamp is None else self.wall_ms() - stamp
             # A venue clock far from this machine's (a simulator replaying a past day) has
             # no lag worth a figure.
@@ -146,8 +151,7 @@ class Watcher:
             self.flush(self.clock())
         self.flush(float("inf"))  # what was seen before the stop still goes out
 
-    def flush(self, now: float) -> int:
-        sent = 0
+    def flush(self, now: float) -> None:
         for notice in self.debouncer.due(now):
             try:
                 self.publish(notice)
@@ -156,5 +160,3 @@ class Watcher:
                 self.figures.unpublished += 1
                 continue
             self.figures.notices += 1
-            sent += 1
-        return sent

@@ -47,7 +47,7 @@ def notice(account: str, after: str = "0") -> Notice:
         "BTC-USDT-SWAP", "net", "cross", "2", after, "77", "1766188800000", 1766189040000,
         "event_update",
     )  # fmt: skip
-    return Notice(account, (change,), {change.key: "liquidation"}, 0.0)
+    return Notice(account, (change,), {change.key: "liquidation"})
 
 
 def runs_of(deployment_name: str) -> list[FlowRun]:
@@ -92,7 +92,7 @@ def test_a_change_event_starts_the_accounts_reconcile_run_once(served: WarmServe
 
     # A change without a venue time (seen missing from a snapshot): the run gets 0, "now".
     untimed = notice("main")
-    untimed = Notice("main", (replace(untimed.changes[0], venue_ms=None),), {}, 0.0)
+    untimed = Notice("main", (replace(untimed.changes[0], venue_ms=None),), {})
     emit_event(**event_of(untimed))
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
