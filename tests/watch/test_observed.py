@@ -186,3 +186,18 @@ def test_balance_and_position_records_say_less_and_change_nothing_they_do_not_sa
     changes = book.update([{**pos_data, "pos": "50"}], "balance_and_position")
     assert [(c.after, c.pos_id, c.c_time) for c in changes] == [("50", "1", "1000")]
     assert book.update([record(pos="50")], "event_update") == []  # the same change, pushed twice
+
+
+def test_a_push_time_that_cannot_be_read_costs_the_lag_figure_not_the_push() -> None:
+    from pydantic import SecretStr
+
+    from posguard.okx.stream import PositionsPush
+    from posguard.watch import StreamAccount, Watcher
+
+    account = StreamAccount("main", "ws://unused", SecretStr("k"), SecretStr("s"), SecretStr("p"))
+    watcher = Watcher([account], lambda notice: None)
+    watcher.on_frame("main", PositionsPush("snapshot", [record(pTime="soon")]))
+    watcher.on_frame("main", PositionsPush("event_update", [record(pos="0", pTime="soon")]))
+    assert watcher.figures.unreadable == 0
+    assert watcher.figures.changes == 1
+    assert watcher.figures.lags_ms == []
