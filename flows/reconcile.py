@@ -31,9 +31,9 @@ def reconcile_positions(
 
     `changed_at_ms`: set by the change trigger (posguard watch), OKX's time of the pushed
     change (0: unknown, taken as now). Holding the account's slot, the run waits until the
-    change has passed the grace window, so that its evidence can conclude. (Waiting before
-    taking the slot, and skipping a change a later snapshot already judged, were measured
-    slower: the slot's acquisition retries with backoff behind the scheduled runs.)"""
+    change has passed the grace window, so that its evidence can conclude (waiting before
+    taking the slot measured slower: the slot's acquisition backs off behind scheduled
+    runs)."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     limit = ensure_account_limit(account)

@@ -53,11 +53,14 @@ def read_account_state(
     client: OkxClient, store: Registry, changed_at_ms: int | None = None
 ) -> AccountState:
     """The body of `fetch-account-state`, for callers that hold a client and a registry."""
-    grace_seconds = settings().drift.grace_seconds
-    moment = fetch_stage.settle_moment(changed_at_ms, client, int(grace_seconds * 1000))
-    if moment is not None:
-        # 100 ms past the window: the engine's "older than" is strict.
-        fetch_stage.wait_for_venue(client, moment + 100, longest_seconds=grace_seconds + 1)
+    if changed_at_ms is not None:
+        grace_seconds = settings().drift.grace_seconds
+        fetch_stage.settle_after_change(
+            client,
+            changed_at_ms,
+            grace_ms=int(grace_seconds * 1000),
+            longest_seconds=grace_seconds + 1,
+        )
     lookback_ms = int(settings().drift.lookback_seconds * 1000)
     snapshot = fetch_snapshot(client, registry_clock=store.clock_ms)
     since = snapshot.started_ms - lookback_ms

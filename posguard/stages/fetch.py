@@ -79,35 +79,36 @@ def fetch_leverage_info(
     return frames.parse_leverage_info(rows), failures
 
 
-def settle_moment(changed_at_ms: int | None, client: OkxClient, grace_ms: int) -> int | None:
-    """When a run started by a change may take its snapshot, on OKX's clock: once the change
-    is older than the grace window, so that its evidence can conclude (the engine holds
-    younger evidence back: the bot may still be recording it). None: not started by a change;
-    0: a change at an unknown moment, taken as now."""
-    if changed_at_ms is None:
-        return None
-    if changed_at_ms <= 0:
-        client.sync_clock()
-        changed_at_ms = client.now_ms()
-    return changed_at_ms + grace_ms
+# Past the grace window by this much: the engine's "older than the window" is strict.
+SETTLE_MARGIN_MS = 100
 
 
-def wait_for_venue(
+@dataclass(frozen=True)
+class Settled:
+    until_ms: int  # OKX's time the read may start at
+    waited: float  # seconds slept for it
+
+
+def settle_after_change(
     client: OkxClient,
-    moment_ms: int,
+    changed_at_ms: int,
     *,
+    grace_ms: int,
     longest_seconds: float,
     sleep: Callable[[float], None] = time.sleep,
-) -> float:
-    """Sleep until OKX's clock reaches `moment_ms` (never longer than `longest_seconds`: a
-    moment far ahead is a wrong one, not a reason to hold the account's slot); returns the
-    seconds slept."""
+) -> Settled:
+    """Sleep until a pushed change (OKX's time of it; 0 or less: unknown, taken as now) is
+    older than the grace window, so that its evidence can conclude (the engine holds younger
+    evidence back: the bot may still be recording it). Never longer than `longest_seconds`:
+    a moment far ahead is a wrong one, not a reason to hold the account's slot."""
     client.sync_clock()
-    wait = min(max(0.0, (moment_ms - client.now_ms()) / 1000), longest_seconds)
+    now = client.now_ms()
+    until = (changed_at_ms if changed_at_ms > 0 else now) + grace_ms + SETTLE_MARGIN_MS
+    wait = min(max(0.0, (until - now) / 1000), longest_seconds)
     if wait > 0:
         logger.info("waiting %.2f s for the change to pass the grace window", wait)
         sleep(wait)
-    return wait
+    return Settled(until, wait)
 
 
 def fetch_snapshot(

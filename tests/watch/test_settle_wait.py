@@ -1,10 +1,10 @@
 """A run started by a pushed change reads the account once the change is older than the
-grace window, on OKX's clock (posguard/stages/fetch.py settle_moment, wait_for_venue)."""
+grace window, on OKX's clock (posguard/stages/fetch.py settle_after_change)."""
 
 from __future__ import annotations
 
 from posguard.sim import SimExchange, SimServer
-from posguard.stages.fetch import settle_moment, wait_for_venue
+from posguard.stages.fetch import SETTLE_MARGIN_MS, settle_after_change
 from tests.sim.conftest import client_for, scenario
 
 # The simulator's clock is a year behind this machine's: the wait must follow OKX's clock.
@@ -16,26 +16,32 @@ def test_the_snapshot_waits_until_the_change_has_passed_the_grace_window() -> No
     with SimServer(SimExchange(LAST_YEAR)) as server, client_for(server) as client:
         client.sync_clock()
         changed = client.now_ms() - 300  # pushed 0.3 s ago
-        moment = settle_moment(changed, client, grace_ms=2000)
-        assert moment == changed + 2000
+        settled = settle_after_change(
+            client, changed, grace_ms=2000, longest_seconds=10, sleep=slept.append
+        )
+        assert settled.until_ms == changed + 2000 + SETTLE_MARGIN_MS
         # The wait is asked of `sleep` (a real sleep would make this test slow and its
         # bound a matter of the machine's load): about what is left of the window.
-        waited = wait_for_venue(client, moment, longest_seconds=10, sleep=slept.append)
-        assert 1.2 < waited <= 1.75
-        assert slept == [waited]
+        assert 1.2 < settled.waited <= 1.85
+        assert slept == [settled.waited]
         slept.clear()
-        # A moment long past: no wait. One absurdly far ahead: at most longest_seconds.
-        assert wait_for_venue(client, changed - 60_000, longest_seconds=10) == 0
-        far = wait_for_venue(client, moment + 3_600_000, longest_seconds=0.2, sleep=slept.append)
-        assert far == 0.2
+        # A change long past: no wait. One absurdly far ahead: at most longest_seconds.
+        past = settle_after_change(client, changed - 60_000, grace_ms=2000, longest_seconds=10)
+        assert past.waited == 0
+        far = settle_after_change(
+            client, changed + 3_600_000, grace_ms=2000, longest_seconds=0.2, sleep=slept.append
+        )
+        assert far.waited == 0.2
         assert slept == [0.2]
 
 
 def test_a_change_without_a_venue_time_waits_the_window_from_now() -> None:
+    slept: list[float] = []
     with SimServer(SimExchange(LAST_YEAR)) as server, client_for(server) as client:
         client.sync_clock()
         before = client.now_ms()
-        moment = settle_moment(0, client, grace_ms=2000)
-        assert moment is not None
-        assert before + 2000 - 50 <= moment <= client.now_ms() + 2000
-        assert settle_moment(None, client, grace_ms=2000) is None
+        settled = settle_after_change(
+            client, 0, grace_ms=2000, longest_seconds=10, sleep=slept.append
+        )
+        assert before + 2000 - 50 <= settled.until_ms - SETTLE_MARGIN_MS
+        assert settled.until_ms - SETTLE_MARGIN_MS <= client.now_ms() + 2000
