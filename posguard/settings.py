@@ -64,6 +64,8 @@ REGION_HOSTS: dict[str, str] = {
     "us": "https://us.okx.com",
     "eea": "https://eea.okx.com",
 }
+# A REST base_url's scheme -> the same host's WebSocket scheme (the simulator serves both).
+WS_SCHEMES = {"http": "ws", "https": "wss"}
 # The private WebSocket's hosts (okx-ws-and-prefect-triggers.md 1.1): production, demo.
 WS_HOSTS: dict[str, tuple[str, str]] = {
     "global": ("wss://ws.okx.com:8443", "wss://wspap.okx.com:8443"),
@@ -115,6 +117,13 @@ class AccountSettings(BaseModel):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("ws_url")
+    @classmethod
+    def _websocket(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss:// (OKX's private WebSocket)")
+        return value
+
     @property
     def resolved_base_url(self) -> str:
         return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
@@ -127,8 +136,13 @@ class AccountSettings(BaseModel):
         if self.ws_url:
             base = self.ws_url.rstrip("/")
         elif self.base_url:
-            base = self.base_url.rstrip("/").replace("https://", "wss://", 1)
-            base = base.replace("http://", "ws://", 1)
+            scheme, _, rest = self.base_url.rstrip("/").partition("://")
+            if scheme not in WS_SCHEMES:
+                raise ConfigError(
+                    f"base_url {self.base_url!r} is not http:// or https://, so it names no "
+                    "WebSocket: set ws_url for the account's private stream"
+                )
+            base = f"{WS_SCHEMES[scheme]}://{rest}"
         else:
             base = WS_HOSTS[self.region][1 if self.demo else 0]
         return base if base.endswith(PRIVATE_PATH) else base + PRIVATE_PATH

@@ -175,3 +175,17 @@ def test_watch_names_what_is_missing_before_it_connects(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["watch", "--config", str(config), "--account", "desk"])
     assert unknown.exit_code == 2
     assert "account 'desk' is not configured (configured: main)" in unknown.output
+
+
+def test_watch_refuses_a_stream_url_that_is_no_websocket(tmp_path: Path) -> None:
+    config = tmp_path / "posguard.toml"
+    account = '[accounts.main]\napi_key = "k"\nsecret_key = "s"\npassphrase = "p"\n'
+    config.write_text(account + 'ws_url = "https://ws.okx.com:8443"\n')
+    named = runner.invoke(app, ["watch", "--config", str(config)])
+    assert named.exit_code == 2
+    assert "ws_url" in named.output
+    assert "ws:// or wss://" in named.output
+    config.write_text(account + 'base_url = "ftp://127.0.0.1:8765"\n')
+    derived = runner.invoke(app, ["watch", "--config", str(config)])
+    assert derived.exit_code == 2
+    assert "set ws_url" in derived.output

@@ -203,3 +203,18 @@ def test_leverage_apply_is_read_from_the_hosts_file_only(
     monkeypatch.setenv("POSGUARD_LEVERAGE__KILL_SWITCH", "true")
     monkeypatch.delenv("POSGUARD_LEVERAGE__APPLY")
     assert load_settings(config).leverage.kill_switch is True  # other keys still may
+
+
+def test_the_private_stream_url_follows_the_account() -> None:
+    from posguard.settings import AccountSettings
+
+    keys = {"api_key": "k", "secret_key": "s", "passphrase": "p"}
+    assert AccountSettings(**keys).resolved_ws_url == "wss://ws.okx.com:8443/ws/v5/private"
+    demo = AccountSettings(**keys, demo=True, region="eea")
+    assert demo.resolved_ws_url == "wss://wseeapap.okx.com:8443/ws/v5/private"
+    sim = AccountSettings(**keys, base_url="http://127.0.0.1:8765/")
+    assert sim.resolved_ws_url == "ws://127.0.0.1:8765/ws/v5/private"
+    tls = AccountSettings(**keys, base_url="https://sim.example:8443")
+    assert tls.resolved_ws_url == "wss://sim.example:8443/ws/v5/private"
+    given = AccountSettings(**keys, ws_url="wss://proxy.example/ws/v5/private")
+    assert given.resolved_ws_url == "wss://proxy.example/ws/v5/private"
