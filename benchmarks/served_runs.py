@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.simulator import BENCH_ACCOUNT
+
 ROOT = Path(__file__).resolve().parents[1]
-ACCOUNT = "bench"
+ACCOUNT = BENCH_ACCOUNT["name"]
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
@@ -59,35 +61,13 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def settings_file(folder: Path, sim_url: str) -> Path:
-    path = folder / "posguard.toml"
-    path.write_text(
-        "\n".join(
-            [
-                f'state_dir = "{folder}"',
-                f'registry_url = "sqlite:///{folder / "registry.db"}"',
-                "",
-                f"[accounts.{ACCOUNT}]",
-                'api_key = "bench-key"',
-                'secret_key = "bench-secret"',
-                'passphrase = "bench-pass"',
-                "demo = true",
-                f'base_url = "{sim_url}"',
-                "",
-            ]
-        )
-        + "\n"
-    )
-    return path
-
-
 def measure(mode: str, runs: int, positions: int) -> dict[str, float]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from benchmarks.simulator import free_port, seed_registry, start_simulator
+    from benchmarks.simulator import bench_settings, free_port, seed_registry, start_simulator
     from deployments.demo import _wait_for_deployments
     from deployments.server import PrefectServer, prefect_env
     from posguard.settings import load_settings
@@ -97,20 +77,13 @@ def measure(mode: str, runs: int, positions: int) -> dict[str, float]:
         {
             "name": f"served-{positions}",
             "clock": "wall",
-            "accounts": [
-                {
-                    "name": ACCOUNT,
-                    "api_key": "bench-key",
-                    "secret_key": "bench-secret",
-                    "passphrase": "bench-pass",
-                }
-            ],
+            "accounts": [BENCH_ACCOUNT],
             "load": {"instruments": positions, "positions": positions},
         },
         folder,
     )
     try:
-        config = settings_file(folder, sim_url)
+        config = bench_settings(folder, sim_url)
         seed_registry(load_settings(config), [ACCOUNT])
         with PrefectServer(folder / "prefect", free_port()) as server:
             if server.process is None:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,34 @@ def seed_registry(settings: Any, accounts: list[str]) -> None:
                 }
                 for r in book.itertuples()
             )
+
+
+# The one account of the single-account benchmarks: fixed, obviously not real.
+BENCH_ACCOUNT = {
+    "name": "bench",
+    "api_key": "bench-key",
+    "secret_key": "bench-secret",
+    "passphrase": "bench-pass",
+}
+
+
+def bench_settings(
+    folder: Path, sim_url: str, *, top: Sequence[str] = (), sections: Sequence[str] = ()
+) -> Path:
+    """posguard.toml for BENCH_ACCOUNT on the simulator at `sim_url` (state and a SQLite
+    registry in `folder`), with `top` settings before the tables and `sections` after."""
+    lines = [
+        f'state_dir = "{folder}"',
+        f'registry_url = "sqlite:///{folder / "registry.db"}"',
+        *top,
+        "",
+        f"[accounts.{BENCH_ACCOUNT['name']}]",
+        *(f'{key} = "{BENCH_ACCOUNT[key]}"' for key in ("api_key", "secret_key", "passphrase")),
+        "demo = true",
+        f'base_url = "{sim_url}"',
+        "",
+        *sections,
+    ]
+    path = folder / "posguard.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -34,43 +34,35 @@ from typing import Any
 
 import httpx
 
-from benchmarks.simulator import ROOT, free_port, seed_registry, start_simulator
+from benchmarks.simulator import (
+    BENCH_ACCOUNT,
+    ROOT,
+    bench_settings,
+    free_port,
+    seed_registry,
+    start_simulator,
+)
 
-ACCOUNT = "bench"
+ACCOUNT = BENCH_ACCOUNT["name"]
 KINDS = ("liquidate", "adl", "close")
 
 
 def settings_file(folder: Path, sim_url: str, webhook: str, grace: float, cycle: int) -> Path:
-    path = folder / "posguard.toml"
-    path.write_text(
-        "\n".join(
-            [
-                f'state_dir = "{folder}"',
-                f'registry_url = "sqlite:///{folder / "registry.db"}"',
-                "clock_offset_ttl_seconds = 0",
-                "",
-                f"[accounts.{ACCOUNT}]",
-                'api_key = "bench-key"',
-                'secret_key = "bench-secret"',
-                'passphrase = "bench-pass"',
-                "demo = true",
-                f'base_url = "{sim_url}"',
-                "",
-                "[drift]",
-                f"grace_seconds = {grace}",
-                "",
-                "[alerts]",
-                f'webhook_url = "{webhook}"',
-                "",
-                "[schedules]",
-                f"reconcile_seconds = {cycle}",
-                "instruments_seconds = 3600",
-                "leverage_seconds = 3600",
-            ]
-        )
-        + "\n"
+    return bench_settings(
+        folder,
+        sim_url,
+        top=["clock_offset_ttl_seconds = 0"],
+        sections=[
+            "[drift]",
+            f"grace_seconds = {grace}",
+            "[alerts]",
+            f'webhook_url = "{webhook}"',
+            "[schedules]",
+            f"reconcile_seconds = {cycle}",
+            "instruments_seconds = 3600",
+            "leverage_seconds = 3600",
+        ],
     )
-    return path
 
 
 def open_positions(sim_url: str) -> list[dict[str, Any]]:
@@ -243,6 +235,8 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--cycle", type=int, default=30)
     args = parser.parse_args()
+    if args.changes < 1 or args.schedule_changes < 0:
+        raise SystemExit("--changes must be at least 1, --schedule-changes at least 0")
     if args.positions < args.changes + args.schedule_changes:
         raise SystemExit("--positions must cover every change")
 
@@ -258,14 +252,7 @@ def main() -> None:
             "name": "stream-latency",
             "clock": "wall",
             "start": start,
-            "accounts": [
-                {
-                    "name": ACCOUNT,
-                    "api_key": "bench-key",
-                    "secret_key": "bench-secret",
-                    "passphrase": "bench-pass",
-                }
-            ],
+            "accounts": [BENCH_ACCOUNT],
             "load": {"instruments": args.positions, "positions": args.positions},
         },
         folder,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 from prefect.types import DateTime
 
+from deployments.warm import WarmServer
 from posguard.registry import Registry
 from posguard.sim.bot import apply_registry_writes
 from tasks.context import settings
@@ -55,3 +59,18 @@ def events_named(name: str, since: Any, *, at_least: int = 1, timeout: float = 3
 
 def now() -> Any:
     return DateTime.now("UTC")
+
+
+@contextmanager
+def serving(server: WarmServer) -> Iterator[WarmServer]:
+    """`server` serving in a thread of this process, its deployments registered; stopped
+    (and checked stopped) on the way out."""
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    assert server.registered.wait(timeout=60)
+    try:
+        yield server
+    finally:
+        server.stopping.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()

@@ -4,7 +4,6 @@ that account's reconcile run (deployments/build.py), served warm; the same event
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +22,7 @@ from flows import reconcile_positions
 from posguard.watch import Change, Notice
 from tasks.context import reload_settings, settings
 from tests.flows.conftest import Incident
+from tests.flows.helpers import serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -32,14 +32,8 @@ def served(incident: Incident) -> Iterator[Any]:
     (reconcile,) = [d for d in deployments_for(settings()) if d.name == "main-on-change"]
     assert reconcile.schedules == []  # the scheduled deployment stays apart
     server = WarmServer([reconcile], [reconcile_positions], limit=2, poll_seconds=0.2)
-    serving = threading.Thread(target=server.serve, daemon=True)
-    serving.start()
-    assert server.registered.wait(timeout=60)
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.stopping.set()
-        serving.join(timeout=60)
 
 
 def notice(account: str, after: str = "0") -> Notice:

@@ -14,6 +14,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from deployments.warm import WarmServer
+from tests.flows.helpers import serving
 
 RAN: list[tuple[int, str, int]] = []
 
@@ -31,15 +32,8 @@ def warm(prefect_server: None) -> Iterator[WarmServer]:
     server = WarmServer(
         [probe.to_deployment(name="probe", parameters={"n": 1})], [probe], limit=2, poll_seconds=0.2
     )
-    serving = threading.Thread(target=server.serve, daemon=True)
-    serving.start()
-    assert server.registered.wait(timeout=60)
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.stopping.set()
-        serving.join(timeout=60)
-    assert not serving.is_alive()
 
 
 def final(name: str, **parameters: int) -> FlowRun:
@@ -101,17 +95,12 @@ def test_a_pool_worker_runs_the_pools_runs_in_its_process_and_says_which(
             flow_id=flow_id, name="pooled", work_pool_name=pool, parameters={"n": 1}
         )
     worker = WarmServer([], [probe], limit=2, poll_seconds=0.2, pool=pool, name="warm-tester")
-    serving = threading.Thread(target=worker.serve, daemon=True)
-    serving.start()
     RAN.clear()
-    try:
+    with serving(worker):
         runs = [
             run_deployment(name="warm-probe/pooled", parameters={"n": n}, timeout=120)
             for n in (3, 4)
         ]
-    finally:
-        worker.stopping.set()
-        serving.join(timeout=60)
     assert all(isinstance(r, FlowRun) and r.state and r.state.is_completed() for r in runs)
     assert sorted(n for _, _, n in RAN) == [3, 4]
     # Both in this process: no interpreter per run.

@@ -4,9 +4,6 @@ client, no mocking)."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,10 +13,15 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from posguard.okx.signing import sign
+from posguard.okx.stream import PRIVATE_PATH, VERIFY_PATH
 from posguard.sim import SimServer
 from tests.sim.conftest import MAIN
 
-PRIVATE = "/ws/v5/private"
+PRIVATE = PRIVATE_PATH
+POSITIONS = {"channel": "positions", "instType": "ANY"}
+EVENTS_ONLY = {**POSITIONS, "extraParams": '{"updateInterval": "0"}'}
+BALANCE_AND_POSITION = {"channel": "balance_and_position"}
 
 
 def login_request(
@@ -31,13 +33,12 @@ def login_request(
     sign_with: str | None = None,
 ) -> dict[str, Any]:
     stamp = str(int(time.time())) if timestamp is None else timestamp
-    prehash = f"{sign_with if sign_with is not None else stamp}GET/users/self/verify"
-    digest = hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()
+    signed = str(sign_with if sign_with is not None else stamp)
     arg = {
         "apiKey": api_key,
         "passphrase": passphrase,
         "timestamp": stamp,
-        "sign": base64.b64encode(digest).decode(),
+        "sign": sign(secret, signed, "GET", VERIFY_PATH, ""),
     }
     return {"op": "login", "args": [arg]}
 

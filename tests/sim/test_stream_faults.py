@@ -14,6 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from posguard.sim import ScenarioError, SimExchange, SimServer
 from tests.sim.conftest import control, shipped
 from tests.sim.stream_helpers import (
+    EVENTS_ONLY,
+    POSITIONS,
     is_event,
     private,
     quiet_for,
@@ -22,9 +24,6 @@ from tests.sim.stream_helpers import (
     subscribe,
     until_closed,
 )
-
-POSITIONS = {"channel": "positions", "instType": "ANY"}
-EVENTS_ONLY = {**POSITIONS, "extraParams": '{"updateInterval": "0"}'}
 
 
 def with_faults(*faults: dict[str, Any], **fields: Any) -> SimExchange:

@@ -11,6 +11,9 @@ from typing import Any
 from posguard.sim import SimExchange, SimServer
 from tests.sim.conftest import MAIN, client_for, control, scenario, shipped
 from tests.sim.stream_helpers import (
+    BALANCE_AND_POSITION,
+    EVENTS_ONLY,
+    POSITIONS,
     is_event,
     private,
     quiet_for,
@@ -19,9 +22,6 @@ from tests.sim.stream_helpers import (
     until_closed,
 )
 
-POSITIONS = {"channel": "positions", "instType": "ANY"}
-EVENTS_ONLY = {**POSITIONS, "extraParams": '{"updateInterval": "0"}'}
-BALANCE_AND_POSITION = {"channel": "balance_and_position"}
 INCIDENT_BOOK = {
     "XRP-USDT-SWAP",
     "ETH-USDT-SWAP",

@@ -50,30 +50,28 @@ def watching(
     server: SimServer, secret: str = MAIN["secret_key"], **timing: float
 ) -> Iterator[tuple[Watcher, list[Notice]]]:
     notices: list[Notice] = []
-    account = StreamAccount(
+    settings = {"backoff_first_seconds": 0.2, "backoff_max_seconds": 1.0, **timing}
+    watcher = Watcher(
+        [sim_account(server, secret)],
+        notices.append,
+        quiet_seconds=0.2,
+        max_seconds=1.0,
+        timing=StreamTiming(**settings),
+    )
+    with running(watcher):
+        yield watcher, notices
+    assert watcher.status["main"].state == "stopped"
+
+
+def sim_account(server: SimServer, secret: str = MAIN["secret_key"]) -> StreamAccount:
+    """The simulator's account "main", as the watcher logs in to its stream."""
+    return StreamAccount(
         "main",
         server.ws_url + "/ws/v5/private",
         SecretStr(MAIN["api_key"]),
         SecretStr(secret),
         SecretStr(MAIN["passphrase"]),
     )
-    settings = {"backoff_first_seconds": 0.2, "backoff_max_seconds": 1.0, **timing}
-    watcher = Watcher(
-        [account], notices.append, quiet_seconds=0.2, max_seconds=1.0,
-        timing=StreamTiming(**settings),
-    )  # fmt: skip
-    loop = asyncio.new_event_loop()
-    stopping = asyncio.Event()
-    thread = threading.Thread(target=loop.run_until_complete, args=(watcher.run(stopping),))
-    thread.start()
-    try:
-        yield watcher, notices
-    finally:
-        loop.call_soon_threadsafe(stopping.set)
-        thread.join(timeout=20)
-    assert not thread.is_alive(), "the watcher did not stop"
-    loop.close()
-    assert watcher.status["main"].state == "stopped"
 
 
 def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -225,7 +223,7 @@ def test_a_venue_that_stops_answering_is_left_and_reconnected() -> None:
             pass
 
     timing = StreamTiming(ping_seconds=0.2, pong_seconds=0.3, backoff_first_seconds=0.1)
-    with venue(mute) as url, running([account_at(url)], timing) as watcher:
+    with venue(mute) as url, running(quiet([account_at(url)], timing)) as watcher:
         until(lambda: watcher.status["main"].sessions >= 2)
     assert "no answer within 0.3 s" in (watcher.status["main"].last_error or "")
 
@@ -241,7 +239,7 @@ def test_a_refused_subscription_is_a_failed_session_not_a_silent_one() -> None:
         await ws.wait_closed()
 
     timing = StreamTiming(backoff_first_seconds=0.1, backoff_max_seconds=0.2)
-    with venue(refuses) as url, running([account_at(url)], timing) as watcher:
+    with venue(refuses) as url, running(quiet([account_at(url)], timing)) as watcher:
         until(lambda: watcher.status["main"].connects >= 2)
         assert watcher.status["main"].sessions == 0
     assert "60018" in (watcher.status["main"].last_error or "")
@@ -259,7 +257,7 @@ def test_a_venue_that_drops_every_new_connection_is_not_hammered() -> None:
         await ws.close(4004, "No data received in 30s.")
 
     timing = StreamTiming(backoff_first_seconds=0.4, backoff_max_seconds=10)
-    with venue(drops) as url, running([account_at(url)], timing) as watcher:
+    with venue(drops) as url, running(quiet([account_at(url)], timing)) as watcher:
         time.sleep(3.0)
         connects = watcher.status["main"].connects
     # Waits of 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s; reset on every subscription they
@@ -282,13 +280,10 @@ def test_a_frame_the_watcher_cannot_handle_is_said_and_the_stream_goes_on(
 
     async def watch(server: SimServer) -> None:
         stopping = asyncio.Event()
-        account = account_at(server.ws_url + "/ws/v5/private")
-        account = StreamAccount(
-            "main", account.url, SecretStr(MAIN["api_key"]), SecretStr(MAIN["secret_key"]),
-            SecretStr(MAIN["passphrase"]),
-        )  # fmt: skip
         stream = asyncio.ensure_future(
-            run_stream(account, breaks_once, stopping, gate=ConnectGate(10), status=status)
+            run_stream(
+                sim_account(server), breaks_once, stopping, gate=ConnectGate(10), status=status
+            )
         )
         while len(frames) < 4:
             await asyncio.sleep(0.05)
@@ -305,7 +300,7 @@ def test_stopping_many_accounts_that_cannot_connect_is_prompt() -> None:
     accounts = [
         account_at(f"ws://127.0.0.1:{free_port()}/ws/v5/private", f"a{n}") for n in range(30)
     ]
-    with running(accounts, StreamTiming()) as watcher:
+    with running(quiet(accounts, StreamTiming())) as watcher:
         time.sleep(0.5)
         began = time.monotonic()
     assert time.monotonic() - began < 3.0
@@ -344,9 +339,14 @@ def venue(handler: Callable[[ServerConnection], Awaitable[None]]) -> Iterator[st
         thread.join(timeout=10)
 
 
+def quiet(accounts: list[StreamAccount], timing: StreamTiming) -> Watcher:
+    """A watcher whose notices go nowhere (the tests read its streams' status)."""
+    return Watcher(accounts, lambda notice: None, timing=timing)
+
+
 @contextmanager
-def running(accounts: list[StreamAccount], timing: StreamTiming) -> Iterator[Watcher]:
-    watcher = Watcher(accounts, lambda notice: None, timing=timing)
+def running(watcher: Watcher) -> Iterator[Watcher]:
+    """`watcher` running in a thread of its own; stopped (and checked stopped) on the way out."""
     loop = asyncio.new_event_loop()
     stopping = asyncio.Event()
     runner = threading.Thread(target=loop.run_until_complete, args=(watcher.run(stopping),))
