@@ -22,10 +22,9 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.events import DeploymentEventTrigger, DeploymentTriggerTypes, TriggerTypes
 from prefect.schedules import Interval
 
-from deployments.watch import EVENT as POSITION_CHANGED
 from flows import guard_account, recalculate_leverage, reconcile_positions, sync_instruments
 from posguard.settings import Settings
-from tasks.publish import account_resource
+from tasks.publish import POSITION_CHANGED, account_resource
 
 POOL = "posguard"
 

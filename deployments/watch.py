@@ -27,9 +27,8 @@ from posguard.errors import ConfigError
 from posguard.progress import lines_on_stderr
 from posguard.settings import Settings
 from posguard.watch import Notice, StreamAccount, StreamTiming, Watcher
-from tasks.publish import account_resource, instrument_related
+from tasks.publish import POSITION_CHANGED, account_resource, instrument_related
 
-EVENT = "posguard.position.changed"
 _IDS = uuid.UUID("5b1f3c2e-9d0a-4c61-8f0e-6a8d2b7c4e10")  # namespace of notice ids
 
 logger = logging.getLogger("posguard.watch")
@@ -52,7 +51,7 @@ def event_of(notice: Notice) -> dict[str, Any]:
     )
     instruments = sorted({c.inst_id for c in notice.changes})
     return {
-        "event": EVENT,
+        "event": POSITION_CHANGED,
         "resource": account_resource(notice.account),
         "related": [instrument_related(inst_id) for inst_id in instruments[:MAX_RELATED]],
         "payload": {

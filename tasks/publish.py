@@ -44,6 +44,10 @@ def resource(account: str, inst_id: str, pos_side: str = "", mgn_mode: str = "")
     }
 
 
+# What posguard watch says when an account's positions change (its resource: the account).
+POSITION_CHANGED = "posguard.position.changed"
+
+
 def account_resource(account: str) -> dict[str, str]:
     """The account as an event's resource (what the on-change trigger matches)."""
     return {"prefect.resource.id": f"posguard.account.{account}", "prefect.resource.name": account}

@@ -76,8 +76,9 @@ class Refused:
     def safe_msg(self) -> str:
         """The message fit for a log: OKX's "Invalid request: ..." repeats the request,
         which for a login holds the key and passphrase."""
-        head, colon, _ = self.msg.partition(":")
-        return (head + " (request not repeated)" if colon else head)[:120]
+        if self.msg.startswith("Invalid request"):
+            return "Invalid request (the request is not repeated here)"
+        return self.msg[:120]
 
     def advice(self) -> str:
         return code_info(self.code).remedy

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prefect.events import Event
 
-from deployments.watch import EVENT, MAX_RELATED, event_of
+from deployments.watch import MAX_RELATED, event_of
 from posguard.watch import Change, Notice
+from tasks.publish import POSITION_CHANGED
 
 
 def change(inst_id: str, venue_ms: int | None = 1_766_189_040_000) -> Change:
@@ -18,7 +19,7 @@ def test_an_event_names_the_account_its_instruments_and_every_change() -> None:
     notice = Notice("main", (change("BTC-USDT-SWAP"), change("XRP-USDT-SWAP", 5)), {})
     fields = event_of(notice)
     event = Event(**fields)  # what Prefect accepts
-    assert event.event == EVENT
+    assert event.event == POSITION_CHANGED
     assert event.resource.id == "posguard.account.main"
     assert [r.id for r in event.related] == [
         "posguard.instrument.BTC-USDT-SWAP",

@@ -108,3 +108,12 @@ def test_balance_and_position_names_its_cause() -> None:
 def test_frames_that_are_not_what_okx_documents_are_refused_with_a_reason(text: str) -> None:
     with pytest.raises(FrameError):
         parse_frame(text)
+
+
+def test_a_refusal_is_said_without_repeating_the_request() -> None:
+    login = '{"op":"login","args":[{"apiKey":"the-key","passphrase":"the-phrase"}]}'
+    echoed = Refused("60012", f"Invalid request: {login}")
+    assert "the-key" not in echoed.safe_msg
+    assert "the-phrase" not in echoed.safe_msg
+    missing = Refused("60018", "Wrong URL or channel:positions,instId:X doesn't exist")
+    assert missing.safe_msg == missing.msg  # a colon alone hides nothing
