@@ -133,32 +133,56 @@ def trigger_name(account: str) -> str:
     return f"position-changed-{account}"
 
 
+# What a run started by a change is told: OKX's time of the change (0 when the push had none:
+# the run then waits the grace window from now) and the pushed changes themselves, its second
+# observation (a string that is one template alone keeps the value's JSON type).
+CHANGE_PARAMETERS = {
+    "changed_at_ms": "{{ (event.payload.venue_ms or 0) }}",
+    "pushed": "{{ event.payload.changes }}",
+}
+TEAM_ON_CHANGE = "on-change"  # team mode's one on-change deployment, for every account
+
+
 def _trigger_spec(plan: Planned) -> dict[str, Any]:
     """The deployment trigger, as prefect.yaml writes it and DeploymentEventTrigger takes it:
-    a run per `posguard.position.changed` event whose resource is this account, told OKX's
-    time of the change (0 when the push had none: the run then waits the grace window)."""
+    a run per `posguard.position.changed` event whose resource is this account."""
     return {
         "name": trigger_name(plan.account),
         "enabled": True,
         "match": {"prefect.resource.id": account_resource(plan.account)["prefect.resource.id"]},
         "expect": [POSITION_CHANGED],
-        "parameters": {**plan.parameters, "changed_at_ms": "{{ (event.payload.venue_ms or 0) }}"},
+        "parameters": {**plan.parameters, **CHANGE_PARAMETERS},
     }
 
 
+def team_trigger_spec(settings: Settings) -> dict[str, Any]:
+    """Team mode's trigger: one automation for every account (hundreds of accounts would be
+    hundreds of automations), the account taken from the event's payload."""
+    return {
+        "name": "position-changed-any-account",
+        "enabled": True,
+        "match": {"prefect.resource.id": account_resource("*")["prefect.resource.id"]},
+        "expect": [POSITION_CHANGED],
+        "parameters": {
+            "account": "{{ event.payload.account }}",
+            "policy": settings.drift.heal,
+            **CHANGE_PARAMETERS,
+        },
+    }
+
+
+def event_trigger(spec: dict[str, Any]) -> DeploymentEventTrigger:
+    return DeploymentEventTrigger(
+        name=spec["name"],
+        enabled=True,
+        match=spec["match"],
+        expect=set(spec["expect"]),
+        parameters=spec["parameters"],
+    )
+
+
 def _triggers(plan: Planned) -> list[DeploymentTriggerTypes | TriggerTypes]:
-    if not plan.on_change:
-        return []
-    spec = _trigger_spec(plan)
-    return [
-        DeploymentEventTrigger(
-            name=spec["name"],
-            enabled=True,
-            match=spec["match"],
-            expect=set(spec["expect"]),
-            parameters=spec["parameters"],
-        )
-    ]
+    return [event_trigger(_trigger_spec(plan))] if plan.on_change else []
 
 
 def deployments_for(

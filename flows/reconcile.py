@@ -26,6 +26,7 @@ def reconcile_positions(
     policy: Literal["report", "heal"] = "report",
     run_expectations: bool = True,
     changed_at_ms: int | None = None,
+    pushed: list[dict[str, Any]] | None = None,
 ) -> Any:
     """Positions vs the registry: drift is declared on evidence only (design.md rules 1-8).
 
@@ -33,7 +34,11 @@ def reconcile_positions(
     change (0: unknown, taken as now). Holding the account's slot, the run waits until the
     change has passed the grace window, so that its evidence can conclude (waiting before
     taking the slot measured slower: the slot's acquisition backs off behind scheduled
-    runs)."""
+    runs).
+
+    `pushed`: the changes the stream pushed (the event's payload). A pushed change that shows
+    what this run's snapshot shows, the grace window earlier, is one more observation of a
+    discrepancy: with the snapshot it confirms at once what would wait for the next poll."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     limit = ensure_account_limit(account)
@@ -58,7 +63,9 @@ def reconcile_positions(
         open_positions = publish_positions(account, positions, instruments)
         # Drift first: its alert is what a run started by a pushed change is waited for;
         # the engine reads the snapshot, not the validation report.
-        outcome = reconcile_account(account, state, instruments, policy, run_id=run_id)
+        outcome = reconcile_account(
+            account, state, instruments, policy, run_id=run_id, pushed=pushed
+        )
         alerts = publish_drift(account, outcome.stored)
         failing = 0
         expectations = None

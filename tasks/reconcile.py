@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
 from prefect import task
 
 from posguard.drift.model import HealPolicy
+from posguard.drift.pushes import pushed_from
 from posguard.registry import Registry
 from posguard.stages.cycle import CycleOutcome, run_cycle
 from tasks.context import registry, settings
 from tasks.fetch import AccountState
 from tasks.retry import LOCAL
+
+logger = logging.getLogger("posguard.reconcile")
 
 
 @task(name="reconcile", **LOCAL)
@@ -22,9 +26,10 @@ def reconcile_account(
     instruments: pd.DataFrame,
     policy: HealPolicy | None = None,
     run_id: str | None = None,
+    pushed: list[dict[str, Any]] | None = None,
 ) -> CycleOutcome:
     with registry() as store:
-        return reconcile_in(store, account, state, instruments, policy, run_id)
+        return reconcile_in(store, account, state, instruments, policy, run_id, pushed)
 
 
 def reconcile_in(
@@ -34,8 +39,13 @@ def reconcile_in(
     instruments: pd.DataFrame,
     policy: HealPolicy | None = None,
     run_id: str | None = None,
+    pushed: list[dict[str, Any]] | None = None,
 ) -> CycleOutcome:
     """The body of `reconcile`, for callers that hold a registry (a round's)."""
+    observations, problems = pushed_from(pushed)
+    for problem in problems:
+        # A push only adds to what the snapshot shows: without it the run still concludes.
+        logger.warning("account %s: %s", account, problem)
     lot_sizes = {
         str(i): float(v)
         for i, v in zip(instruments["instId"], instruments["lotSz"], strict=True)
@@ -54,6 +64,7 @@ def reconcile_in(
         registry_at_ms=state.snapshot.registry_started_ms,
         history_covers_from_ms=state.history_covers_from_ms,
         fills_covers_from_ms=state.fills_covers_from_ms,
+        pushed=observations,
     )
 
 

@@ -41,6 +41,7 @@ def test_deployment_entrypoints_load_with_their_names_and_parameters() -> None:
         "policy",
         "run_expectations",
         "changed_at_ms",
+        "pushed",
     }
     assert set(recalculate_leverage.parameters.properties) == {"account", "dry_run"}
     assert set(guard_account.parameters.properties) == {

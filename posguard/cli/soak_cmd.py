@@ -41,6 +41,13 @@ def register(app: typer.Typer) -> None:
         faults: Annotated[
             bool, typer.Option(help="Exchange trouble and bot mistakes (--no-faults: clean).")
         ] = True,
+        stream: Annotated[
+            bool,
+            typer.Option(
+                help="OKX's private stream: each change also starts a run that is given the "
+                "pushed changes (--no-stream: the schedule alone)."
+            ),
+        ] = True,
         workers: Annotated[int, typer.Option(min=1, max=64, help="Processes.")] = 2,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     ) -> None:
@@ -74,6 +81,7 @@ def register(app: typer.Typer) -> None:
             faults=faults,
             minutes=minutes,
             workers=workers,
+            stream=stream,
         )
 
         def progress(done: int, total: int) -> None:
@@ -95,6 +103,11 @@ def register(app: typer.Typer) -> None:
                 f"{summary['lives']} lives, {summary['polls']} polls, "
                 f"{summary['true_discrepancies']} real discrepancies, "
                 f"{result.seconds:.1f} s ({rate:.1f} lives/s)"
+            )
+            delay = summary["confirmed_after_seconds"]
+            typer.echo(
+                f"  confirmed {delay['median']} s after a discrepancy began (median; p90 "
+                f"{delay['p90']} s), {summary['confirmed_with_a_push']} with a pushed change"
             )
             for name in (
                 "false_confirmed",

@@ -176,6 +176,25 @@ class Pending:
     registry_version: int | None = None
     registry_life: list[Any] | None = None
     exchange_life: list[Any] | None = None
+    # OKX's time of the pushed record that counted as an observation (one push at most).
+    pushed_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What OKX's private stream last pushed for one key before a run started by the push
+    (`posguard watch`): the venue's own record of the position since `venue_ms`.
+
+    A push is an observation with the venue's time, but never the only one: it counts only
+    beside a snapshot that shows the same position at least the grace window later (the
+    engine, `_Cycle._pushed`), which proves the discrepancy lasted that long."""
+
+    key: Key
+    open: bool
+    pos: float  # signed in net mode, as OKX's pos; 0.0 when closed
+    life: Life | None  # (posId, cTime); None when the push did not say
+    lever: float | None  # None: not said
+    venue_ms: int
 
 
 class Seen(NamedTuple):

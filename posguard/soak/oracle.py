@@ -113,6 +113,10 @@ class Verdict:
     polls: int
     true_discrepancies: int
     failures: list[Failure]
+    # Per real discrepancy confirmed: from its start to its first confirmation, and whether
+    # a pushed change was one of the observations that confirmed it.
+    delays_ms: list[int] = field(default_factory=list)
+    by_push: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for f in self.failures if f.kind == kind)
@@ -382,7 +386,10 @@ def judge(record: LifeRecord, events: list[DriftEvent]) -> Verdict:
         if not any(e.at_ms <= deadline for e in item.confirmed):
             happened = ", ".join(r for _, r in item.reasons)
             failures.append(Failure("missed", f"{where} not confirmed by {deadline} ({happened})"))
-    return Verdict(len(record.polls), len(real_ones), failures)
+    confirmed = [d for d in real_ones if d.confirmed]
+    delays = [min(e.at_ms for e in d.confirmed) - d.start_ms for d in confirmed]
+    by_push = sum(1 for d in confirmed if "pushed" in d.confirmed[0].evidence)
+    return Verdict(len(record.polls), len(real_ones), failures, delays, by_push)
 
 
 def summary_of(failures: list[Failure]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import statistics
 import tempfile
 import time
 import traceback
@@ -46,6 +47,7 @@ class SoakPlan:
     faults: bool = True
     minutes: float = 15.0
     workers: int = 2
+    stream: bool = True  # on-change runs given the pushed changes, beside the schedule
 
     def settings(self) -> DriftSettings:
         return DriftSettings(heal=self.policy)
@@ -59,6 +61,8 @@ class LifeOutcome:
     counts: dict[str, int]
     failures: list[Failure]
     timeline: dict[str, Any] | None  # kept only when the life failed
+    delays_ms: list[int] = field(default_factory=list)
+    by_push: int = 0
 
 
 @dataclass
@@ -83,11 +87,18 @@ class SoakResult:
             for o in self.outcomes
             for f in o.failures
         ]
+        delays = sorted(d for o in self.outcomes for d in o.delays_ms)
         return {
             "lives": len(self.outcomes),
             "polls": sum(o.polls for o in self.outcomes),
             "true_discrepancies": sum(o.true_discrepancies for o in self.outcomes),
             **{name: self.total(name) for name in COUNTS},
+            # How soon real discrepancies were confirmed, from when they began (seconds).
+            "confirmed_after_seconds": {
+                "median": round(statistics.median(delays) / 1000, 2) if delays else None,
+                "p90": round(delays[int(0.9 * (len(delays) - 1))] / 1000, 2) if delays else None,
+            },
+            "confirmed_with_a_push": sum(o.by_push for o in self.outcomes),
             "seconds": round(self.seconds, 2),
             "failures": failures,
         }
@@ -104,7 +115,7 @@ def play(plan: SoakPlan, number: int) -> LifeRecord:
         number,
         settings=plan.settings(),
         trouble=trouble,
-        shape=Shape(minutes=plan.minutes),
+        shape=Shape(minutes=plan.minutes, stream=plan.stream),
     )
     return world.play()
 
@@ -141,6 +152,8 @@ def run_life(plan: SoakPlan, number: int, registry_url: str) -> LifeOutcome:
         counts,
         verdict.failures,
         record.timeline if verdict.failures else None,
+        verdict.delays_ms,
+        verdict.by_push,
     )
 
 

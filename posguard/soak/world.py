@@ -8,7 +8,11 @@ ADLs; someone closes or opens a position by hand. The bot records what it did in
 registry with realistic lag and host-clock skew, and sometimes does not (a missed write) or
 writes a wrong size: those are true drift. The reconciler polls every 30 s (plus on-demand
 runs seconds after a scheduled one) and meets trouble: 5xx, timeouts, 429, a position
-missing from one answer, stale answers, evidence pages cut short.
+missing from one answer, stale answers, evidence pages cut short. OKX's private stream pushes
+every change with its time (a push is sometimes missed, and the watcher's next regular snapshot
+shows the change without a time), and each burst of changes starts an on-change run that
+waits out the grace window, as `posguard watch` and the change trigger do; the run is given
+the pushed changes (`pushed`, what the event's payload carries).
 
 The output is a replay timeline (`shared/docs/replay-format.md`): exactly what the
 reconciler saw and what the registry received, so that the life replays through the real
@@ -59,10 +63,11 @@ class Trouble:
     cut_pages: float = 0.06
     lever_empty: float = 0.02
     back_to_back: float = 0.1
+    missed_push: float = 0.05  # a push lost; the watcher's next regular snapshot shows it
 
     @staticmethod
     def none() -> Trouble:
-        return Trouble(0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0)
+        return Trouble(0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Shape:
     poll_seconds: float = 30.0
     bot_think_seconds: float = 70.0  # mean time between one key's bot actions
     venue_events: float = 2.5  # mean venue-side changes per life
+    stream: bool = True  # posguard watch: each change starts a run on-change
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,21 @@ class Poll:
     history: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
+    pushed: list[dict[str, Any]] = field(default_factory=list)  # an on-change run's
+
+
+@dataclass
+class Notice:
+    """A burst of pushed changes, as the watcher's debouncer sends it."""
+
+    first_ms: int
+    due_ms: int
+    changes: dict[Key, dict[str, Any]] = field(default_factory=dict)
+
+
+# posguard watch's defaults ([watch] quiet_seconds and max_delay_seconds), the regular
+# snapshot's period, and the on-change run's margin past the grace window (stages.fetch).
+QUIET_MS, MAX_DELAY_MS, REGULAR_PUSH_MS, SETTLE_MARGIN_MS = 300, 2_000, 5_000, 100
 
 
 @dataclass
@@ -140,6 +161,9 @@ class _Queue:
     def push(self, at_ms: int, kind: str, **data: Any) -> None:
         self._counter += 1
         heapq.heappush(self._items, (at_ms, self._counter, kind, data))
+
+    def peek(self) -> int | None:
+        return self._items[0][0] if self._items else None
 
     def pop_until(self, until_ms: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
         while self._items and self._items[0][0] <= until_ms:
@@ -204,6 +228,11 @@ class World:
         self.changes: list[Change] = []
         self.polls: list[Poll] = []
         self.endings: dict[int, str] = {}
+        # The stream has its own generator: the lives a seed plays stay as they were.
+        self.stream_rng = random.Random(f"posguard-soak-stream:{seed}:{number}")
+        self.notice: Notice | None = None
+        self.clock_ms = self.start_ms  # how far the life has been played
+        self.on_change: list[tuple[int, int, list[dict[str, Any]]]] = []  # a heap of runs
 
     # -- the exchange's truth -----------------------------------------------------------------
 
@@ -228,6 +257,56 @@ class World:
                 life = now.life if now is not None else (before.life if before else None)
                 why = reason if key == touched or touched is None else f"{reason}-side"
                 self.changes.append(Change(at_ms, key, why, life))
+                if self.shape.stream:
+                    self._push(at_ms, key, now, before)
+
+    # -- OKX's private stream and posguard watch ------------------------------------------------
+
+    def _push(self, at_ms: int, key: Key, now: Holding | None, before: Holding | None) -> None:
+        """The change as `posguard watch` reports it (observed.Change.to_json): pushed with
+        OKX's time, or, when the push is missed, seen in the next regular snapshot without."""
+        rng = self.stream_rng
+        held = now if now is not None else before
+        assert held is not None
+        change: dict[str, Any] = {
+            "instId": key[0],
+            "posSide": key[1],
+            "mgnMode": key[2],
+            "before": None if before is None else okx_str(before.pos),
+            "after": "0" if now is None else okx_str(now.pos),
+            "posId": held.life[0],
+            "cTime": str(held.life[1]),
+            "lever": okx_str(held.lever),
+            "venue_ms": at_ms,
+            "source": "event_update",
+        }
+        seen_ms = at_ms + rng.randint(20, 80)
+        if rng.random() < self.trouble.missed_push:
+            change.update(venue_ms=None, source="snapshot")
+            seen_ms = at_ms + rng.randint(100, REGULAR_PUSH_MS)
+        notice = self.notice
+        if notice is None or seen_ms >= notice.due_ms:
+            if notice is not None:
+                self._send(notice)
+            notice = self.notice = Notice(seen_ms, seen_ms + QUIET_MS)
+        notice.changes[key] = change
+        notice.due_ms = min(seen_ms + QUIET_MS, notice.first_ms + MAX_DELAY_MS)
+
+    def _send(self, notice: Notice) -> None:
+        """The event starts an on-change run: it is running a second or so later and takes
+        its snapshot once the latest change is past the grace window."""
+        changes = list(notice.changes.values())
+        timed = [c["venue_ms"] for c in changes if c["venue_ms"] is not None]
+        started = notice.due_ms + self.stream_rng.randint(600, 2_500)
+        changed = max(timed) if len(timed) == len(changes) else started
+        at_ms = max(started, changed + int(self.settings.grace_seconds * 1000) + SETTLE_MARGIN_MS)
+        at_ms = max(at_ms, self.clock_ms + 1)
+        heapq.heappush(self.on_change, (at_ms, len(self.polls) + len(self.on_change), changes))
+
+    def _flush_notice(self, until_ms: int) -> None:
+        if self.notice is not None and self.notice.due_ms <= until_ms:
+            self._send(self.notice)
+            self.notice = None
 
     def _apply(self, at_ms: int, step: Step, reason: str, key: Key) -> bool:
         self.exchange.advance(to_ms=at_ms)
@@ -416,8 +495,8 @@ class World:
 
     # -- the reconciler's polls -----------------------------------------------------------------
 
-    def _poll(self, at_ms: int) -> None:
-        rng = self.rng
+    def _poll(self, at_ms: int, pushed: list[dict[str, Any]] | None = None) -> None:
+        rng = self.rng if pushed is None else self.stream_rng
         trouble = self.trouble
         done = at_ms + rng.randint(50, 1_200)
         self.exchange.advance(to_ms=at_ms)
@@ -463,6 +542,8 @@ class World:
                 poll.fills = records
         if poll.truncated:
             members["truncated"] = poll.truncated
+        if pushed:
+            members["pushed"] = poll.pushed = pushed
         self.steps.append({"at": iso_ms(at_ms), "sync": members})
         self.polls.append(poll)
 
@@ -473,6 +554,7 @@ class World:
     # -- the loop -----------------------------------------------------------------------------
 
     def _run_until(self, until_ms: int) -> None:
+        self.clock_ms = max(self.clock_ms, until_ms)
         for at_ms, kind, data in self.queue.pop_until(until_ms):
             if kind == "bot":
                 self._bot_acts(at_ms, data["key"])
@@ -508,9 +590,34 @@ class World:
             moment += int(self.shape.poll_seconds * 1000)
         # No poll after the life's end: the truth the oracle judges by stops there (a jittered
         # last poll past it once made a true liquidation look like a false alarm).
-        for at_ms in sorted({min(at, self.end_ms - 1) for at in polls}):
-            self._run_until(at_ms)
-            self._poll(at_ms)
+        scheduled = sorted({min(at, self.end_ms - 1) for at in polls})  # sorted: a heap
+        while scheduled or self.on_change:
+            poll_at = min(
+                scheduled[0] if scheduled else self.end_ms,
+                self.on_change[0][0] if self.on_change else self.end_ms,
+            )
+            event_at = self.queue.peek()
+            notice_at = self.notice.due_ms if self.notice is not None else None
+            if (
+                notice_at is not None
+                and notice_at <= poll_at
+                and (event_at is None or notice_at <= event_at)
+            ):
+                self._run_until(notice_at)
+                self._flush_notice(notice_at)
+                continue
+            if event_at is not None and event_at <= poll_at:
+                self._run_until(event_at)
+                continue
+            pushed = None
+            if scheduled and scheduled[0] == poll_at:
+                heapq.heappop(scheduled)
+            else:
+                pushed = heapq.heappop(self.on_change)[2]
+            # One run at a time: a poll waits for the one before it to have read the registry.
+            at_ms = max(poll_at, self.clock_ms + 1)
+            if at_ms < self.end_ms:
+                self._poll(at_ms, pushed)
         self._run_until(self.end_ms)
         settings = self.settings
         timeline = {

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from posguard.drift import CycleInput, DriftEvent, DriftSettings, reconcile
+from posguard.drift import CycleInput, DriftEvent, DriftSettings, Pushed, reconcile
 from posguard.drift.engine import forget_healed, healed_event
 from posguard.errors import ConflictError
 from posguard.registry import Registry
@@ -58,6 +58,7 @@ def run_cycle(
     registry_at_ms: int | None = None,
     history_covers_from_ms: int | None = None,
     fills_covers_from_ms: int | None = None,
+    pushed: Sequence[Pushed] = (),
     checkpoint: Callable[[str], None] | None = None,
 ) -> CycleOutcome:
     """One cycle for one account. `at_ms` is when the snapshot began on OKX's clock,
@@ -84,6 +85,7 @@ def run_cycle(
                     registry_at_ms=registry_at_ms,
                     history_covers_from_ms=history_covers_from_ms,
                     fills_covers_from_ms=fills_covers_from_ms,
+                    pushed=list(pushed),
                 )
                 read = time.perf_counter()
                 result = reconcile(cycle, memory, settings)

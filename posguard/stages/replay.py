@@ -7,7 +7,9 @@ unless told otherwise), exactly as the scheduled flow does.
 The registry's clock is the timeline's: a `registry_write` is recorded at its `at` (what the
 race guard compares), and the bot's own, possibly skewed, time may be given as `updatedAt`.
 A `sync` may list members whose pages were cut short in `truncated` (e.g.
-`["positions_history"]`): their records are complete only back to the oldest one given.
+`["positions_history"]`): their records are complete only back to the oldest one given. It may
+also carry `pushed`: the changes OKX's private stream pushed before a run that a change
+started (`posguard watch`'s event payload, `posguard.drift.pushes`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 
 from posguard import frames
 from posguard.drift import DriftEvent, DriftSettings
+from posguard.drift.pushes import pushed_from
 from posguard.errors import DataError, PosguardError
 from posguard.instants import parse_instant
 from posguard.okx.saved import records_of
@@ -269,6 +272,9 @@ def _steps(
             _covers_from(history, "history", at_ms) if "positions_history" in truncated else None
         )
         fills_from = _covers_from(fills, "fills", at_ms) if "fills" in truncated else None
+        pushed, problems = pushed_from(sync.get("pushed"))
+        if problems:
+            raise TimelineError(f"{where} (sync): {problems[0]}")
         if "positions" not in sync:
             on_skip(f"{where} at {step['at']}: no positions member, nothing to reconcile")
             continue
@@ -282,6 +288,7 @@ def _steps(
             failures=failures,
             history_covers_from_ms=history_from,
             fills_covers_from_ms=fills_from,
+            pushed=pushed,
             lot_sizes=timeline.lot_sizes,
             settings=timeline.settings,
         )

@@ -42,6 +42,7 @@ class Change:
     c_time: str
     venue_ms: int | None
     source: Source
+    lever: str = ""  # the leverage now; "" unknown
 
     @property
     def key(self) -> Key:
@@ -58,6 +59,7 @@ class Change:
             "cTime": self.c_time,
             "venue_ms": self.venue_ms,
             "source": self.source,
+            "lever": self.lever,
         }
 
 
@@ -133,7 +135,9 @@ class ObservedBook:
                 changes.append(change)
         for key in [k for k in self.positions if k not in current]:
             gone = self.positions.pop(key)
-            changes.append(Change(*key, gone.pos, "0", gone.pos_id, gone.c_time, None, "snapshot"))
+            changes.append(
+                Change(*key, gone.pos, "0", gone.pos_id, gone.c_time, None, "snapshot", gone.lever)
+            )
         return changes
 
     def _apply(self, key: Key, seen: Seen, venue_ms: int | None, source: Source) -> Change | None:
@@ -152,7 +156,7 @@ class ObservedBook:
                 return None  # a close the book already knew, or a key never open
             del self.positions[key]
             pos_id, c_time = seen.pos_id or before.pos_id, seen.c_time or before.c_time
-            return Change(*key, before.pos, "0", pos_id, c_time, venue_ms, source)
+            return Change(*key, before.pos, "0", pos_id, c_time, venue_ms, source, seen.lever)
         self.positions[key] = seen
         if before == seen:
             return None
@@ -164,6 +168,7 @@ class ObservedBook:
             seen.c_time,
             venue_ms,
             source,
+            seen.lever,
         )
 
 

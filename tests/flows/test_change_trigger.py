@@ -39,7 +39,7 @@ def served(incident: Incident) -> Iterator[Any]:
 def notice(account: str, after: str = "0") -> Notice:
     change = Change(
         "BTC-USDT-SWAP", "net", "cross", "2", after, "77", "1766188800000", 1766189040000,
-        "event_update",
+        "event_update", "10",
     )  # fmt: skip
     return Notice(account, (change,), {change.key: "liquidation"})
 
@@ -80,6 +80,9 @@ def test_a_change_event_starts_the_accounts_reconcile_run_once(served: WarmServe
     assert run.state.is_final(), run.state
     assert run.parameters["account"] == "main"
     assert run.parameters["changed_at_ms"] == 1766189040000  # the venue's time of the change
+    # The pushed changes, as JSON (not their text): the engine's second observation.
+    assert run.parameters["pushed"] == fields["payload"]["changes"]
+    assert run.parameters["pushed"][0]["venue_ms"] == 1766189040000
     assert (run.idempotency_key or "").startswith("automation "), run.idempotency_key
     time.sleep(2)  # a second run from the repeated event would have been created by now
     assert len(runs_of("reconcile-positions/main-on-change")) == 1

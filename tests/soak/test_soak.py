@@ -24,6 +24,19 @@ def test_a_few_dozen_lives_have_no_false_missed_or_doubled_alarm(policy: str) ->
     assert summary["lives"] == 24
     assert summary["true_discrepancies"] > 24  # the lives do produce real drift to find
     assert {name: summary[name] for name in COUNTS} == dict.fromkeys(COUNTS, 0), summary["failures"]
+    assert summary["confirmed_with_a_push"] > 0  # the on-change runs were given the pushes
+
+
+def test_the_stream_confirms_sooner_than_the_schedule_alone() -> None:
+    """The same lives with and without OKX's stream: on-change runs given the pushed changes
+    confirm real drift seconds after it began instead of a poll or two later."""
+    delays = {}
+    for stream in (True, False):
+        plan = SoakPlan(lives=8, seed=20251220, workers=1, stream=stream)
+        summary = run_soak(plan).to_json()
+        assert {name: summary[name] for name in COUNTS} == dict.fromkeys(COUNTS, 0)
+        delays[stream] = summary["confirmed_after_seconds"]["median"]
+    assert delays[True] < 10 < delays[False], delays
 
 
 def test_lives_are_reproducible_from_their_seed() -> None:
@@ -58,6 +71,8 @@ def test_the_command_prints_one_json_object_and_exits_by_the_counts(tmp_path: Pa
         *COUNTS,
         "seconds",
         "failures",
+        "confirmed_after_seconds",
+        "confirmed_with_a_push",
     }
     assert summary["lives"] == 2
     assert summary["polls"] > 40

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from posguard.drift import Pushed
+from posguard.drift.pushes import pushed_from
 from posguard.errors import DataError
 from posguard.watch.debounce import Debouncer
 from posguard.watch.observed import ObservedBook
@@ -201,3 +203,19 @@ def test_a_push_time_that_cannot_be_read_costs_the_lag_figure_not_the_push() -> 
     assert watcher.figures.unreadable == 0
     assert watcher.figures.changes == 1
     assert watcher.figures.lags_ms == []
+
+
+def test_each_change_carries_the_leverage_and_reads_back_as_the_runs_observation() -> None:
+    """What the watcher puts in the event's payload is what the run's engine reads (the
+    push as a second observation): the leverage too, kept from the book where a record
+    (balance_and_position's posData) does not say it."""
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    (lever,) = book.update([record(lever="10", uTime="2500")], "event_update")
+    (close,) = book.update([{**record(pos="0", uTime="3000"), "lever": ""}], "balance_and_position")
+    assert (lever.lever, close.lever) == ("10", "10")
+    pushes, problems = pushed_from([lever.to_json(), close.to_json()])
+    assert problems == []
+    assert pushes == [
+        Pushed(("XRP-USDT-SWAP", "net", "cross"), False, 0.0, ("1", 1000), 10.0, 3000)
+    ]

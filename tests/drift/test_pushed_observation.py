@@ -1,0 +1,210 @@
+"""A pushed change as the second observation of a discrepancy (design.md rule 5, issue 16).
+
+The engine called directly, as in test_engine_table: a snapshot that shows a discrepancy, and
+the push `posguard watch` passed to the run that the change started. The push counts only
+beside the snapshot, only when it shows what the snapshot shows, only when it is at least the
+grace window older, and only once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from posguard.drift import DriftSettings, EngineMemory, Pushed, reconcile
+from posguard.drift.engine import CycleInput
+from posguard.drift.pushes import pushed_from
+from tests.drift.test_engine_table import OPENED, SETTINGS, T0, cycle, okx, outcome, row
+
+KEY = ("XRP-USDT-SWAP", "net", "cross")
+GRACE_MS = int(SETTINGS.grace_seconds * 1000)
+
+
+def push(
+    *,
+    pos: float = 0.0,
+    venue_ms: int = T0 - GRACE_MS - 100,
+    life: tuple[str | None, int] | None = ("p1", OPENED),
+    lever: float | None = 5.0,
+) -> Pushed:
+    return Pushed(KEY, pos != 0, pos, life, lever, venue_ms)
+
+
+def with_push(base: CycleInput, *pushes: Pushed) -> CycleInput:
+    return replace(base, pushed=list(pushes))
+
+
+def test_a_close_pushed_before_the_snapshot_confirms_the_removal_at_once() -> None:
+    result = reconcile(with_push(cycle([], [row()]), push()), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_REMOVE", "confirmed", "unknown")]
+    evidence = result.events[0].evidence
+    assert evidence["observations"] == 2
+    assert evidence["pushed"]["at"] == "2025-12-19T23:59:54.900Z"
+    assert evidence["pushed"]["pos"] == 0.0
+    assert result.memory.pending["XRP-USDT-SWAP|net|cross"].pushed_ms == T0 - GRACE_MS - 100
+
+
+def test_without_the_push_the_same_snapshot_only_suspects() -> None:
+    result = reconcile(cycle([], [row()]), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_REMOVE", "suspected", "unknown")]
+
+
+def test_a_push_alone_concludes_nothing() -> None:
+    """The snapshot agrees with the registry: a push saying otherwise is no discrepancy."""
+    result = reconcile(with_push(cycle([okx()], [row()]), push()), EngineMemory(), SETTINGS)
+    assert result.events == []
+
+
+def test_a_push_within_the_grace_window_of_the_snapshot_does_not_count() -> None:
+    """Younger than the grace window, the bot may still be recording what it did."""
+    late = push(venue_ms=T0 - GRACE_MS + 1)
+    result = reconcile(with_push(cycle([], [row()]), late), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_REMOVE", "suspected", "unknown")]
+
+
+@pytest.mark.parametrize(
+    ("shown", "pushed"),
+    [
+        ([], push(pos=108.0)),  # the push saw it open; the snapshot does not
+        ([okx(pos="50")], push(pos=70.0)),  # another size than the snapshot's
+        ([okx(pos="50")], push(pos=50.0, life=("p1", OPENED + 1))),  # another life
+        ([okx(pos="50")], push(pos=50.0, life=None)),  # a push that does not say its life
+    ],
+    ids=["open-vs-gone", "other-size", "other-life", "life-unsaid"],
+)
+def test_a_push_that_shows_something_else_does_not_count(
+    shown: list[dict[str, Any]], pushed: Pushed
+) -> None:
+    result = reconcile(with_push(cycle(shown, [row()]), pushed), EngineMemory(), SETTINGS)
+    assert [e.status for e in result.events] == ["suspected"]
+    assert "pushed" not in result.events[0].evidence
+
+
+def test_a_size_pushed_as_the_snapshot_shows_it_confirms() -> None:
+    pushed = push(pos=50.04)  # within half a lot (0.1) of the snapshot's 50
+    result = reconcile(with_push(cycle([okx(pos="50")], [row()]), pushed), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_SIZE", "confirmed", "size_changed")]
+
+
+def test_leverage_confirms_only_with_the_pushed_lever() -> None:
+    shown = [okx(lever="10")]
+    said = reconcile(
+        with_push(cycle(shown, [row()]), push(pos=108.0, lever=10.0)), EngineMemory(), SETTINGS
+    )
+    assert outcome(said.events) == [("DRIFT_LEVER", "confirmed", "leverage_changed")]
+    unsaid = reconcile(
+        with_push(cycle(shown, [row()]), push(pos=108.0, lever=None)), EngineMemory(), SETTINGS
+    )
+    assert outcome(unsaid.events) == [("DRIFT_LEVER", "suspected", "leverage_changed")]
+    other = reconcile(
+        with_push(cycle(shown, [row()]), push(pos=108.0, lever=5.0)), EngineMemory(), SETTINGS
+    )
+    assert outcome(other.events) == [("DRIFT_LEVER", "suspected", "leverage_changed")]
+
+
+def test_a_push_counts_once_per_discrepancy() -> None:
+    """Three observations needed: snapshot + push is two; the same push with the next
+    snapshot (too soon to count itself) adds nothing."""
+    settings = DriftSettings(confirm_after=3, confirm_interval_seconds=20, grace_seconds=5)
+    first = reconcile(with_push(cycle([], [row()]), push()), EngineMemory(), settings)
+    assert outcome(first.events) == [("DRIFT_REMOVE", "suspected", "unknown")]
+    pending = first.memory.pending["XRP-USDT-SWAP|net|cross"]
+    assert pending.count == 2
+    memory = EngineMemory.from_json(first.memory.to_json())  # as the registry stores it
+    again = reconcile(with_push(cycle([], [row()], at_ms=T0 + 5_000), push()), memory, settings)
+    assert again.events == []
+    assert again.memory.pending["XRP-USDT-SWAP|net|cross"].count == 2
+
+
+def test_a_push_after_an_earlier_snapshot_adds_to_it() -> None:
+    """A scheduled snapshot suspected it; the push came later, and the on-change run's
+    snapshot 12 s after the first is too soon to count by itself, but the push counts."""
+    first = reconcile(cycle([], [row()], at_ms=T0 - 12_000), EngineMemory(), SETTINGS)
+    assert outcome(first.events) == [("DRIFT_REMOVE", "suspected", "unknown")]
+    between = push(venue_ms=T0 - GRACE_MS - 100)  # 6.9 s after the first snapshot: counts
+    second = reconcile(with_push(cycle([], [row()]), between), first.memory, SETTINGS)
+    assert outcome(second.events) == [("DRIFT_REMOVE", "confirmed", "unknown")]
+    too_near = push(venue_ms=T0 - 12_000 + GRACE_MS - 1)  # within the window of the first
+    third = reconcile(with_push(cycle([], [row()]), too_near), first.memory, SETTINGS)
+    assert third.events == []
+
+
+def test_memory_written_before_pushes_existed_still_loads() -> None:
+    result = reconcile(cycle([], [row()]), EngineMemory(), SETTINGS)
+    document = result.memory.to_json()
+    for pending in document["pending"].values():
+        del pending["pushed_ms"]
+    loaded = EngineMemory.from_json(document)
+    assert loaded.pending["XRP-USDT-SWAP|net|cross"].pushed_ms is None
+
+
+# -- the run's parameter, read back --------------------------------------------------------------
+
+
+def change(**fields: Any) -> dict[str, Any]:
+    """A change as `posguard watch` puts it in the event's payload (Change.to_json)."""
+    return {
+        "instId": "XRP-USDT-SWAP",
+        "posSide": "net",
+        "mgnMode": "cross",
+        "before": "108",
+        "after": "0",
+        "posId": "p1",
+        "cTime": str(OPENED),
+        "venue_ms": T0 - 6_000,
+        "source": "event_update",
+        "lever": "5",
+        **fields,
+    }
+
+
+def test_pushed_changes_read_back_as_observations() -> None:
+    pushes, problems = pushed_from(
+        [change(), change(instId="BTC-USDT-SWAP", after="-0.5", lever="")]
+    )
+    assert problems == []
+    assert pushes == [
+        Pushed(KEY, False, 0.0, ("p1", OPENED), 5.0, T0 - 6_000),
+        Pushed(("BTC-USDT-SWAP", "net", "cross"), True, -0.5, ("p1", OPENED), None, T0 - 6_000),
+    ]
+
+
+def test_the_latest_change_of_a_key_is_its_observation() -> None:
+    pushes, _ = pushed_from([change(venue_ms=T0 - 3_000, after="5"), change(venue_ms=T0 - 9_000)])
+    assert [(p.pos, p.venue_ms) for p in pushes] == [(5.0, T0 - 3_000)]
+
+
+def test_untimed_and_unsized_changes_are_no_observation() -> None:
+    pushes, problems = pushed_from([change(venue_ms=None), change(after="")])
+    assert (pushes, problems) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"after": "five"}, "'after' of XRP-USDT-SWAP"),
+        ({"venue_ms": "17661"}, "'venue_ms' of XRP-USDT-SWAP"),
+        ({"cTime": "yesterday"}, "'cTime' of XRP-USDT-SWAP"),
+        ({"mgnMode": ""}, "'mgnMode' of XRP-USDT-SWAP"),
+        ({"instId": None}, "'instId'"),
+    ],
+)
+def test_a_malformed_change_is_left_out_with_its_field_named(
+    fields: dict[str, Any], named: str
+) -> None:
+    pushes, problems = pushed_from([change(**fields), change(instId="ETH-USDT-SWAP")])
+    assert [p.key[0] for p in pushes] == ["ETH-USDT-SWAP"]  # the others still count
+    assert len(problems) == 1, problems
+    assert named in problems[0]
+
+
+def test_a_parameter_that_is_no_list_is_a_problem_not_a_crash() -> None:
+    assert pushed_from(None) == ([], [])
+    pushes, problems = pushed_from("[{...}]")
+    assert pushes == []
+    assert "expected a list of changes, got str" in problems[0]
+    pushes, problems = pushed_from([7])
+    assert pushes == []
+    assert "expected an object, got int" in problems[0]

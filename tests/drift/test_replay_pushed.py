@@ -1,0 +1,61 @@
+"""A timeline's on-change sync carries the pushed changes (`pushed`): replayed through the real
+path (parser, run_cycle, a registry), the push is the second observation; a broken one is an
+error naming the step and the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from posguard.stages.replay import TimelineError, replay, timeline_from
+from tests.drift.builders import XRP_CTIME, XRP_POS_ID, ms, registry_row, sync, timeline
+
+
+def pushed_close(seconds: float, **fields: Any) -> dict[str, Any]:
+    return {
+        "instId": "XRP-USDT-SWAP",
+        "posSide": "net",
+        "mgnMode": "cross",
+        "before": "108",
+        "after": "0",
+        "posId": XRP_POS_ID,
+        "cTime": str(XRP_CTIME),
+        "lever": "5",
+        "venue_ms": ms(seconds),
+        "source": "event_update",
+        **fields,
+    }
+
+
+def on_change(seconds: float, *changes: dict[str, Any]) -> dict[str, Any]:
+    step = sync(seconds, [])
+    step["sync"]["pushed"] = list(changes)
+    return step
+
+
+def outcome(document: dict[str, Any]) -> list[tuple[int, str, str]]:
+    events = replay(timeline_from(document, "test timeline"))
+    return [(e.at_ms, e.kind, e.status) for e in events]
+
+
+def test_the_on_change_run_confirms_a_pushed_close_the_snapshot_also_shows() -> None:
+    document = timeline([on_change(15.2, pushed_close(10))], registry=[registry_row()])
+    assert outcome(document) == [(ms(15.2), "DRIFT_REMOVE", "confirmed")]
+
+
+def test_the_same_run_without_the_push_only_suspects() -> None:
+    document = timeline([on_change(15.2)], registry=[registry_row()])
+    assert outcome(document) == [(ms(15.2), "DRIFT_REMOVE", "suspected")]
+
+
+def test_a_broken_pushed_change_names_the_step_and_the_field() -> None:
+    document = timeline(
+        [on_change(15.2, pushed_close(10, after="zero"))], registry=[registry_row()]
+    )
+    with pytest.raises(
+        TimelineError,
+        match=r"step 0 \(sync\): pushed change: field 'after' of "
+        r"XRP-USDT-SWAP has value 'zero'",
+    ):
+        outcome(document)
