@@ -37,7 +37,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from deployments.build import POOL, planned
+from deployments.build import POOL, TEAM_ON_CHANGE, event_trigger, planned, team_trigger_spec
 from deployments.server import PrefectServer, prefect_env
 from posguard.errors import ConfigError
 from posguard.settings import Settings
@@ -147,6 +147,7 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
     per-account and batch runs are what it (or a person, from the UI) triggers."""
     from flows.fanout import guard_accounts
     from flows.guard import guard_account
+    from flows.reconcile import reconcile_positions
     from flows.round import guard_round
 
     with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
@@ -189,6 +190,22 @@ def deploy_to_pool(settings: Settings, pool: str = POOL, *, scheduled: bool = Fa
         **common,
     )
     names += ["guard-round/all", "guard-accounts/all"]
+    if settings.watch.trigger:
+        # posguard watch on any host (one per batch of accounts) sends the events; a change
+        # on any account starts its reconcile run on the pool, in the account's strict slot
+        # (which a round holds while it checks the account).
+        loaded(
+            reconcile_positions.from_source(source, "flows/reconcile.py:reconcile_positions")
+        ).deploy(
+            name=TEAM_ON_CHANGE,
+            tags=["posguard", "on-change"],
+            description="Positions of the account an event names vs the registry, when "
+            "posguard watch sees them change (OKX's private stream)",
+            parameters={"policy": settings.drift.heal},
+            triggers=[event_trigger(team_trigger_spec(settings))],
+            **common,
+        )
+        names.append(f"reconcile-positions/{TEAM_ON_CHANGE}")
     return names
 
 

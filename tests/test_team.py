@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
     FlowFilter,
     FlowFilterName,
     TaskRunFilter,
@@ -24,20 +27,49 @@ from prefect.client.schemas.filters import (
     TaskRunFilterState,
     TaskRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
+from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from deployments.build import TEAM_ON_CHANGE
 from deployments.team import Team, TeamOptions, deploy_to_pool
+from deployments.watch import event_of
 from posguard.registry import Registry
 from posguard.settings import load_settings
 from posguard.sim import SimExchange, SimServer
+from posguard.watch import Change, Notice
 from tests.conftest import ROOT
 from tests.helpers import free_port
 from tests.sim.conftest import scenario
 
 ACCOUNTS = [f"acct{n:02d}" for n in range(20)]
+
+
+def changed_run(api_url: str, account: str, venue_ms: int) -> FlowRun:
+    """posguard watch's event for a change on `account` (posted as any host's watcher would
+    send it): the team's one on-change deployment runs that account's reconcile on the pool."""
+    change = Change(
+        "XRP-USDT-SWAP", "net", "cross", "10", "0", "1", str(venue_ms), venue_ms + 1000,
+        "event_update", "5",
+    )  # fmt: skip
+    event = Event(**event_of(Notice(account, (change,), {})))
+    posted = httpx.post(f"{api_url}/events", json=[event.model_dump(mode="json")], timeout=10)
+    assert posted.status_code == 204, posted.text
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"reconcile-positions/{TEAM_ON_CHANGE}")
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            )
+            if runs and runs[0].state is not None and runs[0].state.is_final():
+                return runs[0]
+            time.sleep(0.5)
+    raise AssertionError(f"no on-change run finished for {account}: {runs}")
+
+
 ADMIN = "host=127.0.0.1 port=5432 dbname=postgres"
 
 
@@ -167,6 +199,11 @@ def test_guard_flow_for_20_accounts_on_a_postgres_server_with_two_workers(
                 # stdout is one JSON object; progress went to stderr.
                 assert json.loads(single.stdout) == dict.fromkeys(singles, "Completed")
                 assert "guard runs finished (2 accounts): 2/2 (100%)" in single.stderr
+                on_change = changed_run(team.server.api_url, ACCOUNTS[0], exchange.start_ms)
+                assert on_change.parameters["account"] == ACCOUNTS[0]
+                assert on_change.parameters["pushed"][0]["instId"] == "XRP-USDT-SWAP"
+                assert on_change.state is not None
+                assert on_change.state.is_completed(), on_change.state
             with get_client(sync_client=True) as client:
                 runs = client.read_flow_runs(
                     flow_filter=FlowFilter(name=FlowFilterName(any_=["guard-account"])),
