@@ -13,6 +13,7 @@ from prefect.states import Failed
 from flows.limits import ensure_account_limit
 from flows.naming import run_name
 from posguard.errors import PosguardError
+from tasks.context import settings
 from tasks.fetch import fetch_account_state, fetch_instruments
 from tasks.publish import publish_drift, publish_positions, publish_validation
 from tasks.reconcile import cycle_summary, reconcile_account
@@ -41,6 +42,12 @@ def reconcile_positions(
     discrepancy: with the snapshot it confirms at once what would wait for the next poll."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
+    try:
+        # Before its limit is made: team mode's trigger takes the name from an event.
+        settings().account(account)
+    except PosguardError as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
     limit = ensure_account_limit(account)
     with concurrency(limit, occupy=1, strict=True, timeout_seconds=600):
         held_from = time.time()

@@ -411,7 +411,8 @@ class _Cycle(Lives):
 
     def _observe(self, key: Key, pending: Pending, finding: Finding, row: dict[str, Any]) -> None:
         at = self.cycle.at_ms
-        self._count_push(key, pending, finding, row, after_ms=pending.last_ms)
+        if not pending.confirmed:  # a push confirms; it does not count towards escalation
+            self._count_push(key, pending, finding, row, after_ms=pending.last_ms)
         distinct = at - pending.last_ms >= self.settings.confirm_interval_seconds * 1000
         if distinct:
             pending.count += 1
@@ -452,7 +453,12 @@ class _Cycle(Lives):
         shows, at least the grace window before it (and after `after_ms`, the last
         observation counted before this cycle, by as much): the position was so all along,
         and the registry's row has not changed within the window either (the race guard),
-        so the discrepancy lasted longer than a write the bot may still be making."""
+        so the discrepancy lasted longer than a write the bot may still be making.
+
+        It must also be about this discrepancy: pushed after the registry's row was written
+        (an older push saw the exchange before the bot's current belief), and not older
+        than the position's last adjustment the snapshot shows (a later change, pushed to
+        another run, may have come and gone)."""
         push = self.pushes.get(key_text(key))
         if push is None or pending.pushed_ms is not None:
             return
@@ -460,7 +466,13 @@ class _Cycle(Lives):
             return
         if after_ms is not None and push.venue_ms < after_ms + self.grace_ms:
             return
-        if not self._push_agrees(key, pending.kind, push, row):
+        written = self._written_ms(row) if row["_merge"] != "left_only" else None
+        if written is not None and push.venue_ms < written:
+            return
+        adjusted = whole(row.get("uTime")) if row["_merge"] != "right_only" else None
+        if adjusted is not None and adjusted > push.venue_ms:
+            return
+        if not self._push_agrees(key, pending.kind, push, row, finding.registry_life):
             return
         pending.count += 1
         pending.pushed_ms = push.venue_ms
@@ -485,14 +497,22 @@ class _Cycle(Lives):
             "lever": push.lever,
         }
 
-    def _push_agrees(self, key: Key, kind: str, push: Pushed, row: dict[str, Any]) -> bool:
+    def _push_agrees(
+        self,
+        key: Key,
+        kind: str,
+        push: Pushed,
+        row: dict[str, Any],
+        described: Life | None,
+    ) -> bool:
         """Does the push show the position this snapshot shows (open or not, its life, its
-        size at the lot's precision, its leverage where both say)?"""
+        size at the lot's precision, its leverage where both say)? A close must be of a
+        life it names, and of the one the registry describes when that is known."""
         exchange_open = row["_merge"] != "right_only"
         if push.open != exchange_open:
             return False
         if not exchange_open:
-            return True
+            return push.life is not None and (described is None or same_life(push.life, described))
         if not same_life(push.life, self._exchange_life(row)):
             return False
         pos_ex = number(row["pos_ex"])

@@ -9,10 +9,12 @@ registry with realistic lag and host-clock skew, and sometimes does not (a misse
 writes a wrong size: those are true drift. The reconciler polls every 30 s (plus on-demand
 runs seconds after a scheduled one) and meets trouble: 5xx, timeouts, 429, a position
 missing from one answer, stale answers, evidence pages cut short. OKX's private stream pushes
-every change with its time (a push is sometimes missed, and the watcher's next regular snapshot
-shows the change without a time), and each burst of changes starts an on-change run that
-waits out the grace window, as `posguard watch` and the change trigger do; the run is given
-the pushed changes (`pushed`, what the event's payload carries).
+every change (the position's record, a close as pos "0") about 50 ms later, and the watcher's
+own book (`posguard.watch.observed`) turns it into a change; a missed push is seen in the next
+regular snapshot (a close then has no time). Each burst of changes starts an on-change run,
+about a second later and now and then up to 20 s, that waits out the grace window as the
+change trigger's run does; it is given the changes (`pushed`, what the event's payload
+carries).
 
 The output is a replay timeline (`shared/docs/replay-format.md`): exactly what the
 reconciler saw and what the registry received, so that the life replays through the real
@@ -31,11 +33,13 @@ from typing import Any
 
 from posguard.drift.model import DriftSettings, Key, iso_ms
 from posguard.sim import endpoints
-from posguard.sim.book import SimRefusal, leverage_of
+from posguard.sim.book import SimRefusal, leverage_of, render_position, render_zero_record
 from posguard.sim.exchange import ArmedFault, SimExchange
 from posguard.sim.numbers import okx_str
 from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step
 from posguard.stages.replay import settings_document
+from posguard.watch.observed import Change as StreamChange
+from posguard.watch.observed import ObservedBook
 
 INSTRUMENTS = (
     "XRP-USDT-SWAP",
@@ -232,6 +236,8 @@ class World:
         self.stream_rng = random.Random(f"posguard-soak-stream:{seed}:{number}")
         self.notice: Notice | None = None
         self.clock_ms = self.start_ms  # how far the life has been played
+        self.observed = ObservedBook()  # the watcher's, started before the life: nothing open
+        self.observed.snapshot_page([], 1, True)
         self.on_change: list[tuple[int, int, list[dict[str, Any]]]] = []  # a heap of runs
 
     # -- the exchange's truth -----------------------------------------------------------------
@@ -263,33 +269,50 @@ class World:
     # -- OKX's private stream and posguard watch ------------------------------------------------
 
     def _push(self, at_ms: int, key: Key, now: Holding | None, before: Holding | None) -> None:
-        """The change as `posguard watch` reports it (observed.Change.to_json): pushed with
-        OKX's time, or, when the push is missed, seen in the next regular snapshot without."""
+        """OKX pushes the change (the position as it stands, a close as its pos "0" record)
+        about 50 ms later, and `posguard watch`'s own book (`ObservedBook`) makes it a
+        change; a missed push is seen in the next regular snapshot instead."""
         rng = self.stream_rng
-        held = now if now is not None else before
-        assert held is not None
-        change: dict[str, Any] = {
-            "instId": key[0],
-            "posSide": key[1],
-            "mgnMode": key[2],
-            "before": None if before is None else okx_str(before.pos),
-            "after": "0" if now is None else okx_str(now.pos),
-            "posId": held.life[0],
-            "cTime": str(held.life[1]),
-            "lever": okx_str(held.lever),
-            "venue_ms": at_ms,
-            "source": "event_update",
-        }
-        seen_ms = at_ms + rng.randint(20, 80)
         if rng.random() < self.trouble.missed_push:
-            change.update(venue_ms=None, source="snapshot")
-            seen_ms = at_ms + rng.randint(100, REGULAR_PUSH_MS)
+            self.queue.push(at_ms + rng.randint(100, REGULAR_PUSH_MS), "stream_snapshot")
+            return
+        p_time = at_ms + rng.randint(0, 50)
+        if now is not None:
+            record = self._pushed_record(key, p_time)
+        else:
+            assert before is not None
+            inst = self.exchange.instruments[key[0]]
+            record = render_zero_record(inst, (key[0], key[2], key[1]), before.life[0], at_ms)
+            record.update(cTime=str(before.life[1]), pTime=str(p_time))
+        self._notice(p_time, self.observed.update([record], "event_update"))
+
+    def _pushed_record(self, key: Key, p_time: int) -> dict[str, Any]:
+        inst_id, pos_side, mgn_mode = key
+        position = self.book.positions[(inst_id, mgn_mode, pos_side)]
+        inst = self.exchange.instruments[inst_id]
+        record = render_position(self.book, inst, position, self.exchange.prices[inst_id])
+        record["pTime"] = str(p_time)
+        return record
+
+    def _regular_snapshot(self, at_ms: int) -> None:
+        """OKX's regular push of every open position: what a missed push hid."""
+        records = [
+            self._pushed_record(key, at_ms) for key in self.keys if self._holding(key) is not None
+        ]
+        self._notice(at_ms, self.observed.snapshot_page(records, 1, True))
+
+    def _notice(self, pushed_ms: int, changes: list[StreamChange]) -> None:
+        """The watcher's debouncer: a burst of changes is one notice, one event, one run."""
+        if not changes:
+            return
+        seen_ms = pushed_ms + self.stream_rng.randint(1, 30)
         notice = self.notice
         if notice is None or seen_ms >= notice.due_ms:
             if notice is not None:
                 self._send(notice)
             notice = self.notice = Notice(seen_ms, seen_ms + QUIET_MS)
-        notice.changes[key] = change
+        for change in changes:
+            notice.changes[change.key] = change.to_json()
         notice.due_ms = min(seen_ms + QUIET_MS, notice.first_ms + MAX_DELAY_MS)
 
     def _send(self, notice: Notice) -> None:
@@ -297,7 +320,12 @@ class World:
         its snapshot once the latest change is past the grace window."""
         changes = list(notice.changes.values())
         timed = [c["venue_ms"] for c in changes if c["venue_ms"] is not None]
-        started = notice.due_ms + self.stream_rng.randint(600, 2_500)
+        # Event to a running flow: about a second, and now and then a slow trigger or a wait
+        # for the account's slot behind a scheduled run.
+        rng = self.stream_rng
+        started = notice.due_ms + (
+            rng.randint(600, 2_500) if rng.random() < 0.9 else rng.randint(4_000, 20_000)
+        )
         changed = max(timed) if len(timed) == len(changes) else started
         at_ms = max(started, changed + int(self.settings.grace_seconds * 1000) + SETTLE_MARGIN_MS)
         at_ms = max(at_ms, self.clock_ms + 1)
@@ -569,6 +597,8 @@ class World:
                 self._venue_acts(at_ms)
             elif kind == "write":
                 self._land(at_ms, data["key"], data["belief"])
+            elif kind == "stream_snapshot":
+                self._regular_snapshot(at_ms)
 
     def _schedule_bot(self, after_ms: int, key: Key) -> None:
         wait = self.rng.expovariate(1 / self.shape.bot_think_seconds)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from posguard.errors import DataError
 from posguard.frames.parse import parse_epoch_ms, parse_size
 
 Key = tuple[str, str, str]  # instId, posSide, mgnMode: one position of an account
@@ -74,12 +75,18 @@ def key_of(record: dict[str, Any]) -> Key:
 
 
 def _venue_ms(record: dict[str, Any], source: str) -> int | None:
+    """The later of uTime and pTime: the position's last adjustment may not move uTime (a
+    leverage change does not, on the simulator), and the push is never older than what it
+    reports. The run waits the grace window from it, and the engine takes the pushed state
+    as held since it."""
     inst_id = _text(record, "instId") or "unknown"
-    for name in ("uTime", "pTime"):
-        moment = parse_epoch_ms(record.get(name), field=name, inst_id=inst_id, source=source)
-        if moment is not None:
-            return moment
-    return None
+    u_time = parse_epoch_ms(record.get("uTime"), field="uTime", inst_id=inst_id, source=source)
+    try:
+        p_time = parse_epoch_ms(record.get("pTime"), field="pTime", inst_id=inst_id, source=source)
+    except DataError:
+        p_time = None  # the push's own time unreadable costs a lag figure, not the push
+    known = [m for m in (u_time, p_time) if m is not None]
+    return max(known) if known else None
 
 
 def _seen(record: dict[str, Any], source: str) -> tuple[Key, Seen, int | None]:

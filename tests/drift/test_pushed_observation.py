@@ -208,3 +208,51 @@ def test_a_parameter_that_is_no_list_is_a_problem_not_a_crash() -> None:
     pushes, problems = pushed_from([7])
     assert pushes == []
     assert "expected an object, got int" in problems[0]
+
+
+# -- what the review (a helper trying to break it) made the engine confirm too soon ---------------
+
+
+def test_a_push_from_before_the_registrys_write_saw_another_belief() -> None:
+    """The bot wrote 8 s ago (a stale answer still shows the size from before its trade); a
+    push of that old size from 20 s ago says nothing about the row written since."""
+    rows = [row(pos=60.0, recorded_at_ms=T0 - 8_000, updated_at_ms=T0 - 8_000)]
+    old = push(pos=50.0, venue_ms=T0 - 20_000)
+    result = reconcile(with_push(cycle([okx(pos="50")], rows), old), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_SIZE", "suspected", "size_changed")]
+
+
+def test_a_push_older_than_the_positions_last_adjustment_is_not_its_state() -> None:
+    """Pushed at 50 ten seconds ago; the snapshot's position was adjusted half a second ago
+    (it changed and changed back: that change went to another run)."""
+    shown = [okx(pos="50", uTime=str(T0 - 500))]
+    earlier = push(pos=50.0, venue_ms=T0 - 10_000)
+    result = reconcile(with_push(cycle(shown, [row()]), earlier), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_SIZE", "suspected", "size_changed")]
+
+
+@pytest.mark.parametrize(
+    "life", [("p0", OPENED - 60_000), None], ids=["an-earlier-life", "no-life-said"]
+)
+def test_a_close_counts_only_for_the_life_the_registry_describes(
+    life: tuple[str, int] | None,
+) -> None:
+    result = reconcile(with_push(cycle([], [row()]), push(life=life)), EngineMemory(), SETTINGS)
+    assert outcome(result.events) == [("DRIFT_REMOVE", "suspected", "unknown")]
+
+
+def test_a_push_does_not_hasten_the_escalation_of_a_confirmed_discrepancy() -> None:
+    settings = DriftSettings(confirm_after=2, confirm_interval_seconds=20, escalate_after=3)
+    shown = [okx(lever="10")]
+    memory = EngineMemory()
+    at = T0 - 60_000
+    for _ in range(2):  # suspected, then confirmed 30 s later
+        memory = reconcile(cycle(shown, [row()], at_ms=at), memory, settings).memory
+        at += 30_000
+    pending = memory.pending["XRP-USDT-SWAP|net|cross"]
+    assert (pending.kind, pending.confirmed, pending.count) == ("DRIFT_LEVER", True, 2)
+    # The next snapshot, 15 s on, is too soon to count; a push between must not count either.
+    between = push(pos=108.0, lever=10.0, venue_ms=at - 22_000)
+    late = reconcile(with_push(cycle(shown, [row()], at_ms=at - 15_000), between), memory, settings)
+    assert late.events == []
+    assert late.memory.pending["XRP-USDT-SWAP|net|cross"].count == 2

@@ -111,3 +111,16 @@ def test_no_trigger_when_the_watch_trigger_is_off(incident: Incident) -> None:
     deployments = deployments_for(settings(), scheduled=False)
     assert [d for d in deployments if d.triggers] == []
     assert "main-on-change" not in {d.name for d in deployments}
+
+
+def test_an_event_for_an_account_not_configured_fails_its_run_naming_it(incident: Incident) -> None:
+    """Team mode's one trigger takes the account from the event: a name nobody configured is a
+    failed run that says so, and leaves no concurrency limit behind (found by the review)."""
+    from flows.limits import limit_name
+
+    state = reconcile_positions(account="ghost", return_state=True)
+    assert state.is_failed()
+    assert "account 'ghost' is not configured (configured: main)" in (state.message or "")
+    with get_client(sync_client=True) as client:
+        names = {limit.name for limit in client.read_global_concurrency_limits(limit=200)}
+    assert limit_name("ghost") not in names

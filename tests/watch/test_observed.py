@@ -219,3 +219,15 @@ def test_each_change_carries_the_leverage_and_reads_back_as_the_runs_observation
     assert pushes == [
         Pushed(("XRP-USDT-SWAP", "net", "cross"), False, 0.0, ("1", 1000), 10.0, 3000)
     ]
+
+
+def test_a_change_is_timed_by_the_push_when_the_position_time_did_not_move() -> None:
+    """A leverage change does not move uTime (the simulator's does not): stamped with the old
+    uTime, the run would not wait and the engine would take the new lever as held for
+    minutes (found by the review). The later of uTime and pTime is the change's time."""
+    book = ObservedBook()
+    book.snapshot_page([record()], 1, True)
+    (change,) = book.update([record(lever="10", uTime="2000", pTime="9000")], "event_update")
+    assert change.venue_ms == 9000
+    (grown,) = book.update([record(pos="120", uTime="9500", pTime="9000")], "event_update")
+    assert grown.venue_ms == 9500
