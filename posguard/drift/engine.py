@@ -440,6 +440,30 @@ class _Cycle(Lives):
         else:
             pending.cause = _named(pending.cause, finding.cause)
 
+    def _lost_from_answer(self, key: Key, row: dict[str, Any] | None) -> bool:
+        """Also lost when a push showed the life open after every close the evidence holds
+        and the answer has nothing on the key: one answer losing a position right after a
+        partial fill must not end a discrepancy that the next one shows again (soak seed 1
+        life 608: a confirmed ADD resolved, then confirmed a second time). The push
+        concludes nothing here: it only keeps this cycle from concluding."""
+        if super()._lost_from_answer(key, row):
+            return True
+        if row is not None and row["_merge"] != "right_only":
+            return False
+        push = self.pushes.get(key_text(key))
+        if push is None or not push.open or push.life is None:
+            return False
+        if push.venue_ms > self.cycle.at_ms:
+            return False
+        ended = ev.newest_record_of(self.evidence.history_of(key), push.life)
+        if ended is not None and ended.get("type") in ev.FULL_CLOSE_TYPES:
+            return False
+        fills = self.evidence.fills_of(key)
+        closing = (
+            ev.closing_fills(fills[fills["stamp"] > push.venue_ms]) if not fills.empty else fills
+        )
+        return closing.empty
+
     def _count_push(
         self,
         key: Key,

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from posguard.stages.replay import TimelineError, replay, timeline_from
-from tests.drift.builders import XRP_CTIME, XRP_POS_ID, ms, registry_row, sync, timeline
+from tests.drift.builders import (
+    XRP_CTIME,
+    XRP_POS_ID,
+    fill,
+    ms,
+    position,
+    registry_row,
+    sync,
+    timeline,
+)
 
 
 def pushed_close(seconds: float, **fields: Any) -> dict[str, Any]:
@@ -59,3 +68,28 @@ def test_a_broken_pushed_change_names_the_step_and_the_field() -> None:
         r"XRP-USDT-SWAP has value 'zero'",
     ):
         outcome(document)
+
+
+def test_an_answer_that_lost_a_pushed_open_position_ends_nothing() -> None:
+    """A confirmed ADD; the bot-less position is partly closed (a closing fill), the push shows
+    it still open after that fill, and the on-change run's answer lost it: the discrepancy is
+    not resolved (it would be confirmed a second time when the next answer shows it again,
+    soak seed 1 life 608). Without the push, the closing fill may have been a full close."""
+    opened = position(pos="108", c_time=ms(-30))
+    smaller = position(pos="50", c_time=ms(-30))
+    partial = fill(sub_type=5, ts=ms(40), size="58")
+    pushed_open = {
+        **pushed_close(40.05),
+        "before": "108",
+        "after": "50",
+        "cTime": str(ms(-30)),
+    }
+    lost = sync(46, [], fills=[partial])
+    lost["sync"]["pushed"] = [pushed_open]
+    steps = [sync(0, [opened]), sync(30, [opened]), lost, sync(60, [smaller], fills=[partial])]
+    statuses = [(e.status, e.cause) for e in replay(timeline_from(timeline(steps), "test"))]
+    assert statuses == [("suspected", "unknown"), ("confirmed", "external")]
+    without = {**lost, "sync": {k: v for k, v in lost["sync"].items() if k != "pushed"}}
+    steps[2] = without
+    statuses = [(e.status, e.cause) for e in replay(timeline_from(timeline(steps), "test"))]
+    assert ("resolved", "spurious") in statuses  # what the push now prevents
