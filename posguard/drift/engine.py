@@ -324,13 +324,14 @@ class _Cycle(Lives):
         previous = self.state.seen
         seen: dict[str, Seen] = {}
         at = self.cycle.at_ms
-        for key_name, is_open, raw_pos_id, c_time, version, is_unsettled in zip(
+        for key_name, is_open, raw_pos_id, c_time, version, is_unsettled, size in zip(
             merged["key"].tolist(),
             ex_open.tolist(),
             merged["posId_ex"].tolist(),
             merged["cTime_ex"].tolist(),
             merged["version"].tolist(),
             unsettled.tolist(),
+            merged["pos_ex"].tolist(),
             strict=True,
         ):
             if not is_open:
@@ -345,7 +346,7 @@ class _Cycle(Lives):
                 bound = whole(version)
             elif old is not None and same_life(old.life, (life_pos_id, life_c_time)):
                 bound = old.bound_version
-            seen[key_name] = Seen(life_pos_id, life_c_time, at, bound)
+            seen[key_name] = Seen(life_pos_id, life_c_time, at, bound, number(size))
         # A key gone from the exchange stays remembered while its registry row is open or a
         # discrepancy is pending: that is what removal evidence is matched against.
         keep = set(self.state.pending)
@@ -497,6 +498,14 @@ class _Cycle(Lives):
         if adjusted is not None and adjusted > push.venue_ms:
             return
         if not self._push_agrees(key, pending.kind, push, row, finding.registry_life):
+            return
+        since = push.venue_ms - self.grace_ms
+        if not (
+            self.evidence.history_complete_since(since)
+            and self.evidence.fills_complete_since(since)
+        ):
+            # Pages cut short may hold the record that names the cause: confirming now would
+            # say "unknown" for good (soak seed 7 life 233: an ADL).
             return
         pending.count += 1
         pending.pushed_ms = push.venue_ms

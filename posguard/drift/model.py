@@ -206,6 +206,7 @@ class Seen(NamedTuple):
     seen_ms: int  # snapshot time it was last seen open
     # The registry row version last seen agreeing with that life: that row describes it.
     bound_version: int | None
+    pos: float | None = None  # its size then (None in memory written before it was kept)
 
     @property
     def life(self) -> Life:

@@ -256,3 +256,14 @@ def test_a_push_does_not_hasten_the_escalation_of_a_confirmed_discrepancy() -> N
     late = reconcile(with_push(cycle(shown, [row()], at_ms=at - 15_000), between), memory, settings)
     assert late.events == []
     assert late.memory.pending["XRP-USDT-SWAP|net|cross"].count == 2
+
+
+def test_a_push_waits_while_the_evidence_is_cut_short() -> None:
+    """History read only back to a second ago: the record that names the cause (an ADL, a
+    liquidation) may be on the next page, and confirming now would say "unknown" for good
+    (soak seed 7 life 233)."""
+    cut = replace(cycle([], [row()]), pushed=[push()], history_covers_from_ms=T0 - 1_000)
+    result = reconcile(cut, EngineMemory(), SETTINGS)
+    assert [e.status for e in result.events] == ["suspected"]
+    whole = replace(cut, history_covers_from_ms=None)
+    assert [e.status for e in reconcile(whole, EngineMemory(), SETTINGS).events] == ["confirmed"]

@@ -71,25 +71,50 @@ def test_a_broken_pushed_change_names_the_step_and_the_field() -> None:
 
 
 def test_an_answer_that_lost_a_pushed_open_position_ends_nothing() -> None:
-    """A confirmed ADD; the bot-less position is partly closed (a closing fill), the push shows
-    it still open after that fill, and the on-change run's answer lost it: the discrepancy is
-    not resolved (it would be confirmed a second time when the next answer shows it again,
-    soak seed 1 life 608). Without the push, the closing fill may have been a full close."""
+    """A confirmed ADD; the bot-less position grows by 100 and is closed by 158 (the fills
+    alone could have closed all 108 seen), the push shows it still open after those fills,
+    and the on-change run's answer lost it: the discrepancy is not resolved (it would be
+    confirmed a second time when the next answer shows it again, soak seed 1 life 608).
+    Without the push, the closing fill may have been a full close."""
     opened = position(pos="108", c_time=ms(-30))
     smaller = position(pos="50", c_time=ms(-30))
-    partial = fill(sub_type=5, ts=ms(40), size="58")
+    added = fill(sub_type=3, ts=ms(39), size="100", bill=2)
+    partial = fill(sub_type=5, ts=ms(40), size="158", bill=3)
     pushed_open = {
         **pushed_close(40.05),
         "before": "108",
         "after": "50",
         "cTime": str(ms(-30)),
     }
-    lost = sync(46, [], fills=[partial])
+    lost = sync(46, [], fills=[partial, added])
     lost["sync"]["pushed"] = [pushed_open]
-    steps = [sync(0, [opened]), sync(30, [opened]), lost, sync(60, [smaller], fills=[partial])]
+    steps = [
+        sync(0, [opened]),
+        sync(30, [opened]),
+        lost,
+        sync(60, [smaller], fills=[partial, added]),
+    ]
     statuses = [(e.status, e.cause) for e in replay(timeline_from(timeline(steps), "test"))]
     assert statuses == [("suspected", "unknown"), ("confirmed", "external")]
     without = {**lost, "sync": {k: v for k, v in lost["sync"].items() if k != "pushed"}}
     steps[2] = without
     statuses = [(e.status, e.cause) for e in replay(timeline_from(timeline(steps), "test"))]
     assert ("resolved", "spurious") in statuses  # what the push now prevents
+
+
+def test_closing_fills_smaller_than_the_position_cannot_have_closed_it() -> None:
+    """A confirmed ADD of 108; one answer without it right after a partial close of 58 (no
+    push in that run): the fills cannot have closed 108, so the answer lost it, and the
+    discrepancy goes on (soak seed 7 life 193: it was resolved, then confirmed again)."""
+    opened = position(pos="108", c_time=ms(-30))
+    smaller = position(pos="50", c_time=ms(-30))
+    partial = fill(sub_type=5, ts=ms(40), size="58")
+    steps = [
+        sync(0, [opened]),
+        sync(30, [opened]),
+        sync(46, [], fills=[partial]),
+        sync(60, [smaller], fills=[partial]),
+        sync(90, [smaller], fills=[partial]),
+    ]
+    statuses = [(e.status, e.cause) for e in replay(timeline_from(timeline(steps), "test"))]
+    assert statuses == [("suspected", "unknown"), ("confirmed", "external")]
