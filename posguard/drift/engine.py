@@ -378,6 +378,12 @@ class _Cycle(Lives):
                 return
             self._resolve(text, key, pending, row)
             pending = None
+        elif pending is not None and row is not None and self._interlude(key, pending, row):
+            # Another life, of another size, came and went on the key since the engine last
+            # looked (answers that lost it, reads that failed): the disagreement changed kind
+            # meanwhile, and this is a new one (soak seed 7 life 256: never confirmed again).
+            self._resolve(text, key, pending, row, cause="reopened")
+            pending = None
         if finding is None or row is None:
             return
         if pending is None:
@@ -568,10 +574,41 @@ class _Cycle(Lives):
         if self.settings.heal == "heal":
             self.heals.append(self._heal(key, pending, row, confirmed))
 
-    def _resolve(self, text: str, key: Key, pending: Pending, row: dict[str, Any] | None) -> None:
+    def _interlude(self, key: Key, pending: Pending, row: dict[str, Any]) -> bool:
+        """A removal still seen as one, although the whole history shows a newer life than
+        the engine last saw, opened after its last look and closed since, whose peak size was
+        not the registry's: while it was open the registry and the exchange disagreed in
+        another way (a size, not a removal)."""
+        if pending.kind != "DRIFT_REMOVE" or row["_merge"] != "right_only":
+            return False
+        registry_pos = number(row["pos_reg"])
+        if registry_pos is None or not self.evidence.history_complete_since(pending.last_ms):
+            return False
+        half_lot = float(self.lot_sizes.get(key[0], 0.0)) / 2 + SIZE_EPSILON
+        described = pending.registry_life
+        known: Life | None = None if described is None else (described[0], int(described[1]))
+        for record in self.evidence.history_of(key).to_dict("records"):
+            c_time, kind = whole(record.get("cTime")), whole(record.get("type"))
+            if c_time is None or c_time <= pending.last_ms or kind not in ev.FULL_CLOSE_TYPES:
+                continue
+            if same_life((pos_id(record.get("posId")), c_time), known):
+                continue
+            peak = number(record.get("openMaxPos"))
+            if peak is not None and abs(peak - abs(registry_pos)) >= half_lot:
+                return True
+        return False
+
+    def _resolve(
+        self,
+        text: str,
+        key: Key,
+        pending: Pending,
+        row: dict[str, Any] | None,
+        cause: str | None = None,
+    ) -> None:
         """The discrepancy is gone (or became another kind): say why, and forget it."""
         del self.state.pending[text]
-        cause = self._resolution_cause(key, pending, row)
+        cause = cause or self._resolution_cause(key, pending, row)
         evidence = self._snapshot_evidence(row) if row is not None else {}
         evidence["observations"] = pending.count
         evidence["was"] = {

@@ -13,6 +13,7 @@ from tests.drift.builders import (
     XRP_CTIME,
     XRP_POS_ID,
     fill,
+    history,
     ms,
     position,
     registry_row,
@@ -118,3 +119,25 @@ def test_closing_fills_smaller_than_the_position_cannot_have_closed_it() -> None
     ]
     statuses = [(e.status, e.cause) for e in replay(timeline_from(timeline(steps), "test"))]
     assert statuses == [("suspected", "unknown"), ("confirmed", "external")]
+
+
+@pytest.mark.parametrize(("size", "split"), [("30", True), ("108", False)])
+def test_a_life_that_came_and_went_unseen_ends_a_removal_when_its_size_differed(
+    size: str, split: bool
+) -> None:
+    """A confirmed REMOVE (the registry's life closed); another life opens and closes between
+    two looks (no answer showed it). While it was open the registry and the exchange
+    disagreed about a size, unless it had the registry's size: then the row still described
+    an ended life, one removal all along (soak seed 7 life 256: never confirmed again)."""
+    row = registry_row(posId=XRP_POS_ID, cTime=str(XRP_CTIME))
+    first_close = history(close_type=2, u_time=ms(-10))
+    unseen = history(close_type=2, u_time=ms(25), c_time=ms(10), closed=size)
+    steps = [sync(0, [], hist=[first_close]), sync(31, [], hist=[unseen, first_close])]
+    events = [
+        (e.at_ms, e.status, e.cause)
+        for e in replay(timeline_from(timeline(steps, registry=[row]), "test"))
+    ]
+    expected = [(ms(0), "confirmed", "closed")]
+    if split:
+        expected += [(ms(31), "resolved", "reopened"), (ms(31), "confirmed", "closed")]
+    assert events == expected
