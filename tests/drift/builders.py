@@ -100,6 +100,24 @@ def fill(
     }
 
 
+def pushed_change(seconds: float, **fields: Any) -> dict[str, Any]:
+    """A change as `posguard watch` puts it in its event's payload (observed.Change.to_json):
+    by default the close of the XRP position, pushed at `seconds`."""
+    return {
+        "instId": "XRP-USDT-SWAP",
+        "posSide": "net",
+        "mgnMode": "cross",
+        "before": "108",
+        "after": "0",
+        "posId": XRP_POS_ID,
+        "cTime": str(XRP_CTIME),
+        "lever": "5",
+        "venue_ms": ms(seconds),
+        "source": "event_update",
+        **fields,
+    }
+
+
 def sync(
     seconds: float,
     positions: list[dict[str, Any]] | None = None,

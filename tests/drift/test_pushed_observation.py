@@ -16,6 +16,7 @@ import pytest
 from posguard.drift import DriftSettings, EngineMemory, Pushed, reconcile
 from posguard.drift.engine import CycleInput
 from posguard.drift.pushes import pushed_from
+from tests.drift.builders import pushed_change
 from tests.drift.test_engine_table import OPENED, SETTINGS, T0, cycle, okx, outcome, row
 
 KEY = ("XRP-USDT-SWAP", "net", "cross")
@@ -144,20 +145,10 @@ def test_memory_written_before_pushes_existed_still_loads() -> None:
 
 
 def change(**fields: Any) -> dict[str, Any]:
-    """A change as `posguard watch` puts it in the event's payload (Change.to_json)."""
-    return {
-        "instId": "XRP-USDT-SWAP",
-        "posSide": "net",
-        "mgnMode": "cross",
-        "before": "108",
-        "after": "0",
-        "posId": "p1",
-        "cTime": str(OPENED),
-        "venue_ms": T0 - 6_000,
-        "source": "event_update",
-        "lever": "5",
-        **fields,
-    }
+    """A change as `posguard watch` puts it in the event's payload, of the life `row()` records."""
+    return pushed_change(
+        0, **{"posId": "p1", "cTime": str(OPENED), "venue_ms": T0 - 6_000, **fields}
+    )
 
 
 def test_pushed_changes_read_back_as_observations() -> None:

@@ -16,26 +16,11 @@ from tests.drift.builders import (
     history,
     ms,
     position,
+    pushed_change,
     registry_row,
     sync,
     timeline,
 )
-
-
-def pushed_close(seconds: float, **fields: Any) -> dict[str, Any]:
-    return {
-        "instId": "XRP-USDT-SWAP",
-        "posSide": "net",
-        "mgnMode": "cross",
-        "before": "108",
-        "after": "0",
-        "posId": XRP_POS_ID,
-        "cTime": str(XRP_CTIME),
-        "lever": "5",
-        "venue_ms": ms(seconds),
-        "source": "event_update",
-        **fields,
-    }
 
 
 def on_change(seconds: float, *changes: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +35,7 @@ def outcome(document: dict[str, Any]) -> list[tuple[int, str, str]]:
 
 
 def test_the_on_change_run_confirms_a_pushed_close_the_snapshot_also_shows() -> None:
-    document = timeline([on_change(15.2, pushed_close(10))], registry=[registry_row()])
+    document = timeline([on_change(15.2, pushed_change(10))], registry=[registry_row()])
     assert outcome(document) == [(ms(15.2), "DRIFT_REMOVE", "confirmed")]
 
 
@@ -61,7 +46,7 @@ def test_the_same_run_without_the_push_only_suspects() -> None:
 
 def test_a_broken_pushed_change_names_the_step_and_the_field() -> None:
     document = timeline(
-        [on_change(15.2, pushed_close(10, after="zero"))], registry=[registry_row()]
+        [on_change(15.2, pushed_change(10, after="zero"))], registry=[registry_row()]
     )
     with pytest.raises(
         TimelineError,
@@ -82,7 +67,7 @@ def test_an_answer_that_lost_a_pushed_open_position_ends_nothing() -> None:
     added = fill(sub_type=3, ts=ms(39), size="100", bill=2)
     partial = fill(sub_type=5, ts=ms(40), size="158", bill=3)
     pushed_open = {
-        **pushed_close(40.05),
+        **pushed_change(40.05),
         "before": "108",
         "after": "50",
         "cTime": str(ms(-30)),
