@@ -505,7 +505,9 @@ class _Cycle(Lives):
             return
         if not self._push_agrees(key, pending.kind, push, row, finding.registry_life):
             return
-        since = push.venue_ms - self.grace_ms
+        # From the change, not the push: a change seen in a regular snapshot is pushed later.
+        since = min(push.venue_ms, adjusted if adjusted is not None else push.venue_ms)
+        since -= self.grace_ms
         if not (
             self.evidence.history_complete_since(since)
             and self.evidence.fills_complete_since(since)
@@ -575,26 +577,47 @@ class _Cycle(Lives):
             self.heals.append(self._heal(key, pending, row, confirmed))
 
     def _interlude(self, key: Key, pending: Pending, row: dict[str, Any]) -> bool:
-        """A removal still seen as one, although the whole history shows a newer life than
-        the engine last saw, opened after its last look and closed since, whose peak size was
-        not the registry's: while it was open the registry and the exchange disagreed in
-        another way (a size, not a removal)."""
+        """A removal still seen as one, although the whole history shows another life,
+        opened after the removal began and ended since the history was last read whole,
+        that differed from the registry's row while it was open (its peak size, a partial
+        close, the other side in net mode): the disagreement was of another kind meanwhile.
+        Each cycle whose history is whole moves the mark, so one life splits it once."""
         if pending.kind != "DRIFT_REMOVE" or row["_merge"] != "right_only":
             return False
         registry_pos = number(row["pos_reg"])
-        if registry_pos is None or not self.evidence.history_complete_since(pending.last_ms):
+        mark = pending.history_ms if pending.history_ms is not None else pending.first_ms
+        if registry_pos is None or not self.evidence.history_complete_since(mark):
             return False
+        pending.history_ms = self.cycle.at_ms
         half_lot = float(self.lot_sizes.get(key[0], 0.0)) / 2 + SIZE_EPSILON
         described = pending.registry_life
         known: Life | None = None if described is None else (described[0], int(described[1]))
-        for record in self.evidence.history_of(key).to_dict("records"):
-            c_time, kind = whole(record.get("cTime")), whole(record.get("type"))
-            if c_time is None or c_time <= pending.last_ms or kind not in ev.FULL_CLOSE_TYPES:
+        history = self.evidence.history_of(key).to_dict("records")
+        for record in history:
+            c_time, u_time = whole(record.get("cTime")), whole(record.get("uTime"))
+            if (
+                c_time is None
+                or u_time is None
+                or whole(record.get("type")) not in (ev.FULL_CLOSE_TYPES)
+            ):
                 continue
-            if same_life((pos_id(record.get("posId")), c_time), known):
+            life = (pos_id(record.get("posId")), c_time)
+            if c_time <= pending.first_ms or u_time <= mark or same_life(life, known):
                 continue
             peak = number(record.get("openMaxPos"))
-            if peak is not None and abs(peak - abs(registry_pos)) >= half_lot:
+            partly = any(
+                whole(r.get("type")) in ev.PARTIAL_CLOSE_TYPES
+                and same_life((pos_id(r.get("posId")), whole(r.get("cTime")) or 0), life)
+                for r in history
+            )
+            other_side = key[1] == "net" and (record.get("direction") == "short") != (
+                registry_pos < 0
+            )
+            if (
+                partly
+                or other_side
+                or (peak is not None and abs(abs(peak) - abs(registry_pos)) >= half_lot)
+            ):
                 return True
         return False
 

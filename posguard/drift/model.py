@@ -178,6 +178,27 @@ class Pending:
     exchange_life: list[Any] | None = None
     # OKX's time of the pushed record that counted as an observation (one push at most).
     pushed_ms: int | None = None
+    # History was read whole up to this snapshot: lives that ended since are still to see.
+    history_ms: int | None = None
+
+
+# The fields each structure had when the memory's format was 2: written where older code reads
+# them, the rest beside them, so that a rollback (or a team host not yet upgraded) still reads
+# the memory of a newer one.
+_PENDING_V2 = (
+    "id",
+    "kind",
+    "cause",
+    "first_ms",
+    "last_ms",
+    "count",
+    "confirmed",
+    "escalated",
+    "registry_version",
+    "registry_life",
+    "exchange_life",
+)
+_SEEN_V2 = 4
 
 
 @dataclass(frozen=True)
@@ -222,11 +243,16 @@ class EngineMemory:
     seen: dict[str, Seen] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        pending = {k: asdict(v) for k, v in self.pending.items()}
         return {
             "format": 2,
             "last_snapshot_ms": self.last_snapshot_ms,
-            "pending": {k: asdict(v) for k, v in self.pending.items()},
-            "seen": {k: list(v) for k, v in self.seen.items()},
+            "pending": {k: {f: v[f] for f in _PENDING_V2} for k, v in pending.items()},
+            "pending_more": {
+                k: {f: x for f, x in v.items() if f not in _PENDING_V2} for k, v in pending.items()
+            },
+            "seen": {k: list(v)[:_SEEN_V2] for k, v in self.seen.items()},
+            "seen_pos": {k: v.pos for k, v in self.seen.items() if v.pos is not None},
         }
 
     @staticmethod
@@ -235,10 +261,20 @@ class EngineMemory:
             return EngineMemory()
         if document.get("format") != 2:
             return _from_first_format(document)
+        known = {f.name for f in fields(Pending)}
+        more = document.get("pending_more") or {}
+        sizes = document.get("seen_pos") or {}
         return EngineMemory(
             last_snapshot_ms=document.get("last_snapshot_ms"),
-            pending={k: Pending(**v) for k, v in (document.get("pending") or {}).items()},
-            seen={k: Seen(*v) for k, v in (document.get("seen") or {}).items()},
+            # What a newer version added and this one does not know is left out.
+            pending={
+                k: Pending(**{f: x for f, x in {**v, **more.get(k, {})}.items() if f in known})
+                for k, v in (document.get("pending") or {}).items()
+            },
+            seen={
+                k: Seen(*v[:_SEEN_V2])._replace(pos=sizes.get(k))
+                for k, v in (document.get("seen") or {}).items()
+            },
         )
 
     def copy(self) -> EngineMemory:

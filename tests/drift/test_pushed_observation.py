@@ -135,8 +135,7 @@ def test_a_push_after_an_earlier_snapshot_adds_to_it() -> None:
 def test_memory_written_before_pushes_existed_still_loads() -> None:
     result = reconcile(cycle([], [row()]), EngineMemory(), SETTINGS)
     document = result.memory.to_json()
-    for pending in document["pending"].values():
-        del pending["pushed_ms"]
+    del document["pending_more"], document["seen_pos"]  # what format 2 wrote before
     loaded = EngineMemory.from_json(document)
     assert loaded.pending["XRP-USDT-SWAP|net|cross"].pushed_ms is None
 
@@ -257,4 +256,45 @@ def test_a_push_waits_while_the_evidence_is_cut_short() -> None:
     result = reconcile(cut, EngineMemory(), SETTINGS)
     assert [e.status for e in result.events] == ["suspected"]
     whole = replace(cut, history_covers_from_ms=None)
+    assert [e.status for e in reconcile(whole, EngineMemory(), SETTINGS).events] == ["confirmed"]
+
+
+def test_memory_keeps_what_an_older_version_reads_where_it_reads_it() -> None:
+    """A rollback, or a team host not yet upgraded, reads this version's memory: the entries
+    format 2 had stay as they were (a fifth element in `seen` or an unknown pending field
+    crashed the older reader on every cycle, found by the review); the rest lies beside."""
+    result = reconcile(
+        with_push(cycle([okx(pos="50")], [row()]), push(pos=50.0)), EngineMemory(), SETTINGS
+    )
+    document = result.memory.to_json()
+    (pending,) = document["pending"].values()
+    assert set(pending) == {
+        "id", "kind", "cause", "first_ms", "last_ms", "count", "confirmed", "escalated",
+        "registry_version", "registry_life", "exchange_life",
+    }  # fmt: skip
+    assert all(len(entry) == 4 for entry in document["seen"].values())
+    assert document["seen_pos"] == {"XRP-USDT-SWAP|net|cross": 50.0}
+    loaded = EngineMemory.from_json(document)
+    assert loaded.pending == result.memory.pending
+    assert loaded.seen == result.memory.seen
+    # And what a newer version adds, this one leaves out.
+    document["pending_more"]["XRP-USDT-SWAP|net|cross"]["from_the_future"] = 1
+    document["seen"]["XRP-USDT-SWAP|net|cross"].append("more")
+    assert EngineMemory.from_json(document).pending == result.memory.pending
+
+
+def test_a_change_seen_in_a_regular_snapshot_waits_for_the_evidence_since_the_change() -> None:
+    """Pushed (in a regular snapshot) at 17 s for a change the position's uTime puts at
+    10 s, with the pages read back to 11 s: the record naming the cause may be older than
+    the push and still unread (the review's case F)."""
+    shown = [okx(pos="50", uTime=str(T0 - 15_000))]
+    late = push(pos=50.0, venue_ms=T0 - 8_000)
+    cut = replace(
+        cycle(shown, [row()]),
+        pushed=[late],
+        history_covers_from_ms=T0 - 14_000,
+        fills_covers_from_ms=T0 - 14_000,
+    )
+    assert [e.status for e in reconcile(cut, EngineMemory(), SETTINGS).events] == ["suspected"]
+    whole = replace(cut, history_covers_from_ms=None, fills_covers_from_ms=None)
     assert [e.status for e in reconcile(whole, EngineMemory(), SETTINGS).events] == ["confirmed"]

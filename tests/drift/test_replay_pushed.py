@@ -126,3 +126,62 @@ def test_a_life_that_came_and_went_unseen_ends_a_removal_when_its_size_differed(
     if split:
         expected += [(ms(31), "resolved", "reopened"), (ms(31), "confirmed", "closed")]
     assert events == expected
+
+
+def _removals(steps: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    row = registry_row(posId=XRP_POS_ID, cTime=str(XRP_CTIME))
+    document = timeline(steps, registry=[row])
+    return [(e.at_ms, e.status, e.cause) for e in replay(timeline_from(document, "test"))]
+
+
+FIRST_CLOSE = history(close_type=2, u_time=ms(-10))
+SPLIT_AT_61 = [
+    (ms(0), "confirmed", "closed"),
+    (ms(61), "resolved", "reopened"),
+    (ms(61), "confirmed", "closed"),
+]
+
+
+def test_an_unseen_life_splits_the_removal_even_when_an_answer_lost_it_while_open() -> None:
+    """The life opened at 10 s; the answer at 31 s lost it (that cycle still counted), it
+    closed at 40 s: the first whole history after that splits (the review's case D)."""
+    unseen = history(close_type=2, u_time=ms(40), c_time=ms(10), closed="30")
+    steps = [
+        sync(0, [], hist=[FIRST_CLOSE]),
+        sync(31, [], hist=[FIRST_CLOSE]),
+        *[sync(t, [], hist=[unseen, FIRST_CLOSE]) for t in (61, 91, 121)],
+    ]
+    assert _removals(steps) == SPLIT_AT_61
+
+
+def test_an_unseen_life_splits_the_removal_once_a_cut_history_is_read_whole() -> None:
+    """The first look after it had its history cut short (the review's case B)."""
+    unseen = history(close_type=2, u_time=ms(25), c_time=ms(10), closed="30")
+    cut = sync(31, [], hist=[unseen])
+    cut["sync"]["truncated"] = ["positions_history"]
+    steps = [
+        sync(0, [], hist=[FIRST_CLOSE]),
+        cut,
+        *[sync(t, [], hist=[unseen, FIRST_CLOSE]) for t in (61, 91, 121)],
+    ]
+    assert _removals(steps) == SPLIT_AT_61
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        # The registry's size at its peak, but partly closed meanwhile (case E).
+        [
+            {**history(close_type=2, u_time=ms(25), c_time=ms(10)), "openMaxPos": "108"},
+            {**history(close_type=1, u_time=ms(15), c_time=ms(10), closed="58")},
+        ],
+        # The registry's size, on the other side in net mode (case C).
+        [{**history(close_type=2, u_time=ms(25), c_time=ms(10)), "direction": "short"}],
+    ],
+    ids=["partly-closed", "other-side"],
+)
+def test_an_unseen_life_of_the_registrys_peak_size_still_differed(
+    records: list[dict[str, Any]],
+) -> None:
+    steps = [sync(0, [], hist=[FIRST_CLOSE]), sync(61, [], hist=[*records, FIRST_CLOSE])]
+    assert _removals(steps) == SPLIT_AT_61
