@@ -508,10 +508,7 @@ class _Cycle(Lives):
         # From the change, not the push: a change seen in a regular snapshot is pushed later.
         since = min(push.venue_ms, adjusted if adjusted is not None else push.venue_ms)
         since -= self.grace_ms
-        if not (
-            self.evidence.history_complete_since(since)
-            and self.evidence.fills_complete_since(since)
-        ):
+        if not self.evidence.complete_since(since):
             # Pages cut short may hold the record that names the cause: confirming now would
             # say "unknown" for good (soak seed 7 life 233: an ADL).
             return
@@ -522,8 +519,7 @@ class _Cycle(Lives):
             pending.kind == "DRIFT_REMOVE"
             and described is not None
             and same_life(push.life, described)
-            and self.evidence.history_complete_since(described[1])
-            and self.evidence.fills_complete_since(described[1])
+            and self.evidence.complete_since(described[1])
         ):
             # OKX itself said this life closed: not an answer that lost it (what a hold
             # waits out). Only on whole evidence: pages cut short may still hold the record
@@ -589,32 +585,31 @@ class _Cycle(Lives):
         if registry_pos is None or not self.evidence.history_complete_since(mark):
             return False
         pending.history_ms = self.cycle.at_ms
-        half_lot = float(self.lot_sizes.get(key[0], 0.0)) / 2 + SIZE_EPSILON
+        half_lot = self.half_lot(key[0])
         described = pending.registry_life
         known: Life | None = None if described is None else (described[0], int(described[1]))
         history = self.evidence.history_of(key).to_dict("records")
+        # Lives partly closed at some point: their size moved while they were open.
+        partly = {
+            (pos_id(r.get("posId")), whole(r.get("cTime")))
+            for r in history
+            if whole(r.get("type")) in ev.PARTIAL_CLOSE_TYPES
+        }
         for record in history:
             c_time, u_time = whole(record.get("cTime")), whole(record.get("uTime"))
-            if (
-                c_time is None
-                or u_time is None
-                or whole(record.get("type")) not in (ev.FULL_CLOSE_TYPES)
-            ):
+            if c_time is None or u_time is None:
+                continue
+            if whole(record.get("type")) not in ev.FULL_CLOSE_TYPES:
                 continue
             life = (pos_id(record.get("posId")), c_time)
             if c_time <= pending.first_ms or u_time <= mark or same_life(life, known):
                 continue
             peak = number(record.get("openMaxPos"))
-            partly = any(
-                whole(r.get("type")) in ev.PARTIAL_CLOSE_TYPES
-                and same_life((pos_id(r.get("posId")), whole(r.get("cTime")) or 0), life)
-                for r in history
-            )
             other_side = key[1] == "net" and (record.get("direction") == "short") != (
                 registry_pos < 0
             )
             if (
-                partly
+                life in partly
                 or other_side
                 or (peak is not None and abs(abs(peak) - abs(registry_pos)) >= half_lot)
             ):

@@ -133,6 +133,10 @@ class Evidence:
         covers = self.fills_covers_from_ms
         return covers is None or covers <= max(moment_ms, self.since_ms)
 
+    def complete_since(self, moment_ms: int) -> bool:
+        """History and fills both read whole from `moment_ms` on."""
+        return self.history_complete_since(moment_ms) and self.fills_complete_since(moment_ms)
+
 
 def record(row: pd.Series) -> dict[str, Any]:
     return {name: plain(row.get(name)) for name in HISTORY_FIELDS}

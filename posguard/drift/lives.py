@@ -64,6 +64,10 @@ class Lives:
         self.lot_sizes = lot_sizes
         self._rows: dict[str, int] | None = None
 
+    def half_lot(self, inst_id: str) -> float:
+        """Sizes closer than this are the same size at the instrument's precision."""
+        return float(self.lot_sizes.get(inst_id, 0.0)) / 2 + SIZE_EPSILON
+
     def row(self, index: int) -> dict[str, Any]:
         return dict(self.merged.iloc[index])
 
@@ -83,18 +87,17 @@ class Lives:
         fills = self.evidence.fills_of(key)
         later = fills[fills["stamp"] > seen.seen_ms] if not fills.empty else fills
         closing = ev.closing_fills(later)
+        # Closing fills that add up to less than the size last seen cannot have closed it
+        # (opening fills only add): the answer lost it (soak seed 7 life 193: one answer
+        # without a position right after a partial close ended a confirmed ADD, which the
+        # next answer confirmed again).
         if (
             not closing.empty
             and seen.pos is not None
             and self.evidence.fills_complete_since(seen.seen_ms)
+            and float(closing["fillSz"].sum()) < abs(seen.pos) - self.half_lot(key[0])
         ):
-            # Closing fills that add up to less than the size last seen cannot have closed it
-            # (opening fills only add): the answer lost it (soak seed 7 life 193: one answer
-            # without a position right after a partial close ended a confirmed ADD, which
-            # the next answer confirmed again).
-            half_lot = float(self.lot_sizes.get(key[0], 0.0)) / 2 + SIZE_EPSILON
-            if float(closing["fillSz"].sum()) < abs(seen.pos) - half_lot:
-                return True
+            return True
         if not closing.empty and self._modes_share_fills(key):
             # Fills carry no margin mode: a close the other mode's history records at that
             # instant is that mode's (soak seed 1 life 888 read an isolated close as the end
@@ -189,7 +192,7 @@ class Lives:
                 final = ev.closing_fills(fills[fills["stamp"] == int(newest["uTime"])])
                 if not final.empty:
                     held.append(float(final["fillSz"].sum()))
-        half_lot = float(self.lot_sizes.get(str(row.get("instId")), 0.0)) / 2 + SIZE_EPSILON
+        half_lot = self.half_lot(str(row.get("instId")))
         return any(abs(abs(size) - amount) < half_lot for amount in held)
 
     def _find(self, key: Key, kind: str, row: dict[str, Any]) -> Finding:
@@ -324,8 +327,7 @@ class Lives:
             # Only fills that closed at least what the registry holds say it is gone (a
             # partial close is not a close).
             closed_size = float(closing["fillSz"].sum()) if not closing.empty else 0.0
-            lot = float(self.lot_sizes.get(key[0], 0.0))
-            enough = closed_size + lot / 2 + SIZE_EPSILON >= abs(float(row["pos_reg"]))
+            enough = closed_size + self.half_lot(key[0]) >= abs(float(row["pos_reg"]))
             if cause is not None and enough and not self._modes_share_fills(key):
                 newest_close = int(closing["stamp"].max())
                 finding.cause = cause
@@ -459,7 +461,7 @@ class Lives:
         fills = self.evidence.fills_of(key)
         if fills.empty:
             return False
-        half_lot = float(self.lot_sizes.get(key[0], 0.0)) / 2 + SIZE_EPSILON
+        half_lot = self.half_lot(key[0])
         for life, newest in ev.lives(self.evidence.history_of(other)):
             if newest.get("type") not in ev.FULL_CLOSE_TYPES:
                 continue
