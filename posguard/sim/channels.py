@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from posguard.sim import book
-from posguard.sim.book import Account, Position, SimRefusal
+from posguard.sim.book import Account, Position, PosKey, SimRefusal
 from posguard.sim.exchange import PositionChange, SimExchange
 from posguard.sim.market import Instrument
 from posguard.sim.numbers import okx_str
@@ -187,17 +187,33 @@ class Renderer:
 
     def _open(self, account: Account, position: Position) -> Rendered:
         inst = self.exchange.instruments[position.inst_id]
-        mark = self.exchange.prices[position.inst_id]
-        record = book.render_position(account, inst, position, mark)
-        record["pTime"] = self.p_time
-        return inst, record
+        return inst, open_record(self.exchange, account, position, self.p_time)
 
     def _closed(self, position: Position) -> Rendered:
         inst = self.exchange.instruments[position.inst_id]
-        record = book.render_zero_record(inst, position.key, position.pos_id, position.u_time)
-        record["cTime"] = str(position.c_time)
-        record["pTime"] = self.p_time
-        return inst, record
+        life = (position.pos_id, position.c_time)
+        return inst, closed_record(inst, position.key, life, position.u_time, self.p_time)
+
+
+def open_record(
+    exchange: SimExchange, account: Account, position: Position, p_time: str
+) -> dict[str, Any]:
+    """An open position as `positions` pushes it: REST's record at the mark price, and pTime."""
+    inst = exchange.instruments[position.inst_id]
+    record = book.render_position(account, inst, position, exchange.prices[position.inst_id])
+    record["pTime"] = p_time
+    return record
+
+
+def closed_record(
+    inst: Instrument, key: PosKey, life: tuple[str, int], closed_at: int, p_time: str
+) -> dict[str, Any]:
+    """A closed position as `positions` pushes it once: pos "0", its life (posId, cTime),
+    and pTime."""
+    record = book.render_zero_record(inst, key, life[0], closed_at)
+    record["cTime"] = str(life[1])
+    record["pTime"] = p_time
+    return record
 
 
 def positions_messages(

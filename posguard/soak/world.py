@@ -33,7 +33,8 @@ from typing import Any
 
 from posguard.drift.model import DriftSettings, Key, iso_ms
 from posguard.sim import endpoints
-from posguard.sim.book import SimRefusal, leverage_of, render_position, render_zero_record
+from posguard.sim.book import SimRefusal, leverage_of
+from posguard.sim.channels import closed_record, open_record
 from posguard.sim.exchange import ArmedFault, SimExchange
 from posguard.sim.numbers import okx_str
 from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step
@@ -282,17 +283,14 @@ class World:
         else:
             assert before is not None
             inst = self.exchange.instruments[key[0]]
-            record = render_zero_record(inst, (key[0], key[2], key[1]), before.life[0], at_ms)
-            record.update(cTime=str(before.life[1]), pTime=str(p_time))
+            book_key = (key[0], key[2], key[1])
+            record = closed_record(inst, book_key, before.life, at_ms, str(p_time))
         self._notice(p_time, self.observed.update([record], "event_update"))
 
     def _pushed_record(self, key: Key, p_time: int) -> dict[str, Any]:
         inst_id, pos_side, mgn_mode = key
         position = self.book.positions[(inst_id, mgn_mode, pos_side)]
-        inst = self.exchange.instruments[inst_id]
-        record = render_position(self.book, inst, position, self.exchange.prices[inst_id])
-        record["pTime"] = str(p_time)
-        return record
+        return open_record(self.exchange, self.book, position, str(p_time))
 
     def _regular_snapshot(self, at_ms: int) -> None:
         """OKX's regular push of every open position: what a missed push hid."""
