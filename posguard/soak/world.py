@@ -32,13 +32,16 @@ from decimal import Decimal
 from typing import Any
 
 from posguard.drift.model import DriftSettings, Key, iso_ms
+from posguard.settings import WatchConfig
 from posguard.sim import endpoints
 from posguard.sim.book import SimRefusal, leverage_of
 from posguard.sim.channels import closed_record, open_record
 from posguard.sim.exchange import ArmedFault, SimExchange
 from posguard.sim.numbers import okx_str
 from posguard.sim.scenario import Fault, Scenario, ScenarioAccount, Step
+from posguard.stages.fetch import SETTLE_MARGIN_MS
 from posguard.stages.replay import settings_document
+from posguard.watch.debounce import Debouncer, Notice
 from posguard.watch.observed import Change as StreamChange
 from posguard.watch.observed import ObservedBook
 
@@ -125,18 +128,8 @@ class Poll:
     pushed: list[dict[str, Any]] = field(default_factory=list)  # an on-change run's
 
 
-@dataclass
-class Notice:
-    """A burst of pushed changes, as the watcher's debouncer sends it."""
-
-    first_ms: int
-    due_ms: int
-    changes: dict[Key, dict[str, Any]] = field(default_factory=dict)
-
-
-# posguard watch's defaults ([watch] quiet_seconds and max_delay_seconds), the regular
-# snapshot's period, and the on-change run's margin past the grace window (stages.fetch).
-QUIET_MS, MAX_DELAY_MS, REGULAR_PUSH_MS, SETTLE_MARGIN_MS = 300, 2_000, 5_000, 100
+# OKX's regular positions push, as the simulator sends it.
+REGULAR_PUSH_MS = int(SimExchange.ws_regular_push_seconds * 1000)
 
 
 @dataclass
@@ -235,7 +228,12 @@ class World:
         self.endings: dict[int, str] = {}
         # The stream has its own generator: the lives a seed plays stay as they were.
         self.stream_rng = random.Random(f"posguard-soak-stream:{seed}:{number}")
-        self.notice: Notice | None = None
+        # The watcher's own debouncer, at [watch]'s defaults, in whole milliseconds of the
+        # life's clock (seconds as floats once made a notice never quite due: a hang).
+        watch = WatchConfig()
+        self.debouncer = Debouncer(
+            round(watch.quiet_seconds * 1000), round(watch.max_delay_seconds * 1000)
+        )
         self.clock_ms = self.start_ms  # how far the life has been played
         self.observed = ObservedBook()  # the watcher's, started before the life: nothing open
         self.observed.snapshot_page([], 1, True)
@@ -304,24 +302,22 @@ class World:
         if not changes:
             return
         seen_ms = pushed_ms + self.stream_rng.randint(1, 30)
-        notice = self.notice
-        if notice is None or seen_ms >= notice.due_ms:
-            if notice is not None:
-                self._send(notice)
-            notice = self.notice = Notice(seen_ms, seen_ms + QUIET_MS)
-        for change in changes:
-            notice.changes[change.key] = change.to_json()
-        notice.due_ms = min(seen_ms + QUIET_MS, notice.first_ms + MAX_DELAY_MS)
+        self._flush_notice(seen_ms)  # a notice due before this change goes out first
+        self.debouncer.add(self.account, changes, seen_ms)
 
-    def _send(self, notice: Notice) -> None:
+    def _notice_due_ms(self) -> int | None:
+        due = self.debouncer.next_due()
+        return None if due is None else int(due)
+
+    def _send(self, notice: Notice, due_ms: int) -> None:
         """The event starts an on-change run: it is running a second or so later and takes
         its snapshot once the latest change is past the grace window."""
-        changes = list(notice.changes.values())
+        changes = [change.to_json() for change in notice.changes]
         timed = [c["venue_ms"] for c in changes if c["venue_ms"] is not None]
         # Event to a running flow: about a second, and now and then a slow trigger or a wait
         # for the account's slot behind a scheduled run.
         rng = self.stream_rng
-        started = notice.due_ms + (
+        started = due_ms + (
             rng.randint(600, 2_500) if rng.random() < 0.9 else rng.randint(4_000, 20_000)
         )
         changed = max(timed) if len(timed) == len(changes) else started
@@ -330,9 +326,10 @@ class World:
         heapq.heappush(self.on_change, (at_ms, len(self.polls) + len(self.on_change), changes))
 
     def _flush_notice(self, until_ms: int) -> None:
-        if self.notice is not None and self.notice.due_ms <= until_ms:
-            self._send(self.notice)
-            self.notice = None
+        due_ms = self._notice_due_ms()
+        if due_ms is not None and due_ms <= until_ms:
+            for notice in self.debouncer.due(due_ms):
+                self._send(notice, due_ms)
 
     def _apply(self, at_ms: int, step: Step, reason: str, key: Key) -> bool:
         self.exchange.advance(to_ms=at_ms)
@@ -625,7 +622,7 @@ class World:
                 self.on_change[0][0] if self.on_change else self.end_ms,
             )
             event_at = self.queue.peek()
-            notice_at = self.notice.due_ms if self.notice is not None else None
+            notice_at = self._notice_due_ms()
             if (
                 notice_at is not None
                 and notice_at <= poll_at
