@@ -175,20 +175,36 @@ class OkxClient:
         return self._offset_ms
 
     def now_ms(self) -> int:
-        """OKX's idea of now: the local clock corrected by the last measured offset."""
+        """OKX's idea of now: the local clock corrected by the last measured offset, never
+        later than OKX's own clock (see `sync_clock`)."""
         return self._wall_clock_ms() + self._offset_ms
 
     def sync_clock(self) -> int:
-        """Measure the offset to OKX's clock from /api/v5/public/time; returns it in ms."""
+        """Measure the offset to OKX's clock from /api/v5/public/time; returns it in ms.
+
+        OKX stamped its answer at some moment before it arrived, so the offset is at least
+        `ts - received`. That bound is the one kept, not the usual midpoint of the round
+        trip: a snapshot's moment (`now_ms()` as it is asked for) must not be later than
+        OKX's, because the drift engine's grace window counts from it, and a moment stamped
+        late concludes on evidence younger than the window. The midpoint counts a wait for
+        public/time's rate limit (10 per 2 s per IP, shared by a serving process's runs) or a
+        slow answer as half network: seen in the latency benchmark as snapshots stamped
+        0.7-1.5 s late. The bound errs the other way by half a round trip: a run waits that
+        much longer."""
         sent = self._wall_clock_ms()
         data = self._send(ep.PUBLIC_TIME, None, None)
         received = self._wall_clock_ms()
         server_ms = self._server_ms(data)
-        self._offset_ms = server_ms - (sent + received) // 2
+        self._offset_ms = server_ms - received
         self._clock_synced = True
         if self._shares_offset:
             _OFFSETS[self.base_url] = (self._offset_ms, time.monotonic())
-        logger.debug("clock offset to OKX: %s ms", self._offset_ms)
+        logger.debug(
+            "clock offset to OKX: %s ms (asked and answered in %s ms, any rate-limit wait "
+            "included)",
+            self._offset_ms,
+            received - sent,
+        )
         return self._offset_ms
 
     # -- the one request path ----------------------------------------------------------------

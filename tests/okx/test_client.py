@@ -121,6 +121,37 @@ def test_clock_offset_is_measured_from_public_time() -> None:
     assert signed == okx_timestamp(fake.server_ms)
 
 
+def test_a_rate_limit_wait_never_puts_the_clock_ahead_of_okx() -> None:
+    """Seen in the latency benchmark: public/time's limit (10 per 2 s per IP) made a sync
+    wait, the wait counted as half network, and snapshots were stamped 0.7-1.5 s later
+    than OKX's clock: the drift engine concluded before the grace window had passed."""
+    clock = FakeClock()  # the limiter's clock; its sleeps move this machine's clock too
+    behind_ms = 45_000  # this machine's clock is 45 s behind OKX
+
+    def wall_ms() -> int:
+        return int(clock.now * 1000)
+
+    fake = FakeOkx()
+    fake.routes["/api/v5/public/time"] = lambda _r: answer(
+        envelope([{"ts": str(wall_ms() + behind_ms)}])
+    )
+    with fake.client(clock=clock, wall_ms=wall_ms) as client:
+        for _ in range(10):  # the window's budget, spent by other runs of the process
+            client.sync_clock()
+        client.sync_clock()  # waits for the window: 2 s on this machine's clock
+        assert clock.slept
+        assert client.now_ms() <= wall_ms() + behind_ms
+
+
+def test_the_clock_offset_is_at_least_okx_time_minus_the_answer_arrival() -> None:
+    """OKX stamps its answer before it arrives: the kept offset is that lower bound."""
+    stamps = iter([1_000, 3_000])  # asked at 1.000 s, answered at 3.000 s (local)
+    fake = FakeOkx()
+    with fake.client(wall_ms=lambda: next(stamps)) as client:
+        client.sync_clock()
+    assert client.clock_offset_ms == fake.server_ms - 3_000
+
+
 def test_50102_resyncs_the_clock_then_succeeds() -> None:
     fake = FakeOkx()
     positions_route(
