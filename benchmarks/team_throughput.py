@@ -10,7 +10,8 @@ databases for the server and the registry), seeds the registry with the simulato
 (steady state), runs `guard-accounts` as `posguard team run` does `--rounds` times in a row,
 and prints accounts per minute of the first round (the workers import GX and plan every
 account's leverage) and the median of the others (a 30 s schedule's steady state: leverage
-planned every `leverage_seconds`, not in these), with the per-run durations the server
+is planned every `--leverage-seconds`, 300 by default, so not in these; with 1 it is planned
+in every round, a warm round's worst case), with the per-run durations the server
 recorded. Then the bare floor: a plain asyncio script making the same HTTP calls for every
 account (account config, positions, positions history, fills; the instruments once), and
 the ratio. Needs the local PostgreSQL at 127.0.0.1:5432.
@@ -50,7 +51,12 @@ def accounts(count: int) -> list[dict[str, Any]]:
 
 
 def write_config(
-    folder: Path, specs: list[dict[str, Any]], base_url: str, registry_url: str, prefect_url: str
+    folder: Path,
+    specs: list[dict[str, Any]],
+    base_url: str,
+    registry_url: str,
+    prefect_url: str,
+    leverage_seconds: int,
 ) -> Path:
     table = folder / "accounts.csv"
     rows = ["name,api_key,secret_key,passphrase,demo,base_url"]
@@ -63,7 +69,8 @@ def write_config(
     config.write_text(
         f'state_dir = "{folder / "state"}"\nregistry_url = "{registry_url}"\n'
         f'public_base_url = "{base_url}"\naccounts_file = "accounts.csv"\nmode = "team"\n\n'
-        f'[team]\nprefect_database_url = "{prefect_url}"\n'
+        f'[team]\nprefect_database_url = "{prefect_url}"\n\n'
+        f"[schedules]\nleverage_seconds = {leverage_seconds}\n"
     )
     return config
 
@@ -107,7 +114,13 @@ async def bare_floor(specs: list[dict[str, Any]], base_url: str, parallel: int =
 
 
 def run_once(
-    count: int, positions: int, workers: int, per_run: int, folder: Path, rounds: int
+    count: int,
+    positions: int,
+    workers: int,
+    per_run: int,
+    folder: Path,
+    rounds: int,
+    leverage_seconds: int,
 ) -> dict[str, Any]:
     import psycopg
 
@@ -132,6 +145,7 @@ def run_once(
             base_url,
             f"postgresql+psycopg://127.0.0.1:5432/{registry_db}",
             f"postgresql+asyncpg://127.0.0.1:5432/{prefect_db}",
+            leverage_seconds,
         )
         os.environ["POSGUARD_CONFIG"] = str(config)
         os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -201,19 +215,32 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--accounts-per-run", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--leverage-seconds",
+        type=int,
+        default=300,
+        help="[schedules] leverage_seconds: the default 300 plans every account's leverage in "
+        "the first round only; 1 plans it in every round (a warm round's worst case)",
+    )
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         folder = Path(tempfile.mkdtemp(prefix="posguard-team-bench-"))
         result = run_once(
-            args.accounts, args.positions, args.workers, args.one, folder, args.rounds
+            args.accounts,
+            args.positions,
+            args.workers,
+            args.one,
+            folder,
+            args.rounds,
+            args.leverage_seconds,
         )
         print(json.dumps(result))
         return
     print(
         f"{args.accounts} accounts x {args.positions} positions, {args.workers} warm workers, "
         f"Prefect server and registry on PostgreSQL ({os.cpu_count()} cores), "
-        f"{args.rounds} rounds in a row"
+        f"{args.rounds} rounds in a row, leverage planned every {args.leverage_seconds} s"
     )
     print(
         f"{'per run':>8}{'up s':>7}{'round 1 s':>10}{'acc/min':>9}{'later s':>9}{'acc/min':>9}"
@@ -223,6 +250,7 @@ def main() -> None:
         command = [sys.executable, __file__, "--one", str(per_run)]
         command += ["--accounts", str(args.accounts), "--positions", str(args.positions)]
         command += ["--workers", str(args.workers), "--rounds", str(args.rounds)]
+        command += ["--leverage-seconds", str(args.leverage_seconds)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
         if done.returncode != 0:
             sys.exit(f"accounts-per-run {per_run} failed:\n{done.stderr[-4000:]}")

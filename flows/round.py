@@ -19,8 +19,6 @@ did, naming them.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -52,22 +50,6 @@ from tasks.validate import validate_instruments
 if TYPE_CHECKING:
     from expectations.report import ValidationReport
 
-# When this process last synced an environment's instruments and planned an account's
-# leverage (monotonic seconds): a round does each only when its schedule says it is due.
-_last_done: dict[tuple[str, str], float] = {}
-_last_lock = threading.Lock()
-
-
-def _due(kind: str, key: str, every_seconds: float) -> bool:
-    now = time.monotonic()
-    with _last_lock:
-        last = _last_done.get((kind, key))
-        if last is not None and now - last < every_seconds:
-            return False
-        _last_done[(kind, key)] = now
-        return True
-
-
 # Eight accounts' reads in flight at once: the simulator and OKX answer in tens of ms, and
 # each account's own rate limits still apply inside its client.
 _ROUND_RUNNER: Any = ThreadPoolTaskRunner(max_workers=8)
@@ -94,7 +76,7 @@ def guard_round(
     rows: dict[str, dict[str, Any]] = {}
     registry = shared_registry()
     with account_slots(accounts):
-        instruments, unread = _instruments(accounts, logger)
+        instruments, unread = _instruments(accounts, registry, logger)
         observed = observe_accounts([a for a in accounts if a in instruments], registry)
         states = observed.states
         for account, reason in {**unread, **observed.missed}.items():
@@ -113,7 +95,9 @@ def guard_round(
                 # nothing about drift. The round fails at its end, naming why.
                 logger.error("expectations not run this round: %s", exc)
                 unvalidated = f"expectations not run: {exc}"
-        planning = {a for a in states if _due("leverage", a, config.schedules.leverage_seconds)}
+        # Due across the team (the registry's marks), not per worker: a round that lands on
+        # another worker does not plan the account's leverage again within the period.
+        planning = registry.claim_due("leverage", list(states), config.schedules.leverage_seconds)
         volatility = shared_volatility({a: states[a] for a in planning}) if planning else {}
         settling: dict[str, PrefectFuture[Settled]] = {
             account: settle_account.submit(
@@ -181,7 +165,7 @@ def _row(settled: Settled) -> dict[str, Any]:
 
 
 def _instruments(
-    accounts: list[str], logger: Any
+    accounts: list[str], registry: Registry, logger: Any
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Each account's instruments, read once per environment; the accounts of an environment
     whose read failed, with the reason (they are not observed this round)."""
@@ -197,7 +181,8 @@ def _instruments(
             logger.error("instruments of %s not read: %s", environment, exc)
             unread.update(dict.fromkeys(members, f"instruments not read: {exc}"))
             continue
-        if _due("instruments", environment, settings().schedules.instruments_seconds):
+        every = settings().schedules.instruments_seconds
+        if registry.claim_due("instruments", [environment], every):
             report = validate_instruments(frame)
             publish_validation(members[0], report, what="instruments")
             record_instruments(members[0], frame)

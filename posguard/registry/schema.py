@@ -122,3 +122,14 @@ expectation_alerts = Table(
     Column("failing", Text, nullable=False),  # JSON list of [expectation, instId, posSide, mgnMode]
     Column("updated_at_ms", BigInteger, nullable=False),
 )
+
+# When a round's periodic job last ran for a key (an account's leverage plan, an environment's
+# instruments check). In the registry, not in a worker's memory: every worker and host of a
+# team shares it, so a job runs once per period however many processes run rounds.
+schedule_marks = Table(
+    "schedule_marks",
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("done_at_ms", BigInteger, nullable=False),
+)

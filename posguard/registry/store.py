@@ -8,7 +8,7 @@ writes, so heal writes, the engine's memory and the events commit together or no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from posguard.drift import DriftEvent, EngineMemory, HealAction
 from posguard.drift.model import Key
 from posguard.errors import ConflictError
-from posguard.registry import alerts, drift, positions, runs, specs
+from posguard.registry import alerts, drift, marks, positions, runs, specs
 from posguard.registry.alerts import FailureKey
 from posguard.registry.database import Clock, Database, now_ms, sqlite_url
 
@@ -340,3 +340,16 @@ class Registry:
     def save_alerted_failures(self, account: str, failing: set[FailureKey]) -> None:
         with self.db.write("record alerted failures") as connection:
             alerts.save_alerted(self.db, connection, account, failing)
+
+    def claim_due(self, job: str, keys: Collection[str], every_seconds: float) -> set[str]:
+        """The keys whose periodic `job` is due now, marked done: across every process that
+        shares this registry, each key is claimed once per `every_seconds`."""
+        with self.db.write(f"claim the due {job} jobs") as connection:
+            return marks.claim_due(
+                self.db,
+                connection,
+                job,
+                keys,
+                int(every_seconds * 1000),
+                self.db.now_ms(connection),
+            )

@@ -68,6 +68,9 @@ def test_a_round_settles_every_account_and_keeps_a_failure_its_own(
         with Registry(registry_url, clock=lambda: before) as registry:
             registry.write("main", "XRP-USDT-SWAP", pos="10", at_ms=before)
             registry.write("desk", "XRP-USDT-SWAP", pos="20", at_ms=before)
+        with Registry(registry_url) as registry:
+            # Another worker of the team planned desk's leverage a moment ago: not due here.
+            assert registry.claim_due("leverage", ["desk"], 3600) == {"desk"}
         with configured(config):
             state = guard_round(["main", "broken", "desk"], return_state=True)
     assert state.is_failed()
@@ -105,12 +108,12 @@ def test_a_round_settles_every_account_and_keeps_a_failure_its_own(
     assert {e.payload["account"] for e in confirmed} == {"main"}
     artifacts = artifacts_of(round_id)
     # Artifacts where there is something to read: the round's table, main's drift, and the
-    # leverage plans (due on a process's first round); no per-account positions tables.
+    # leverage plan that was due (main's: desk's was planned elsewhere within the period);
+    # no per-account positions tables.
     assert set(artifacts) == {
         "round-main",
         "drift-main",
         "leverage-plan-main",
-        "leverage-plan-desk",
         "expectations-instruments-main",
     }
     rows = {row["account"]: row for row in json.loads(artifacts["round-main"].data)}
@@ -125,5 +128,6 @@ def test_a_round_settles_every_account_and_keeps_a_failure_its_own(
     assert recorded[("main", "reconcile-positions")] == "completed"
     assert recorded[("desk", "reconcile-positions")] == "completed"
     assert recorded[("broken", "reconcile-positions")] == "not_observed"
-    # The leverage plan was due (the first round of this process for these accounts).
-    assert recorded[("desk", "recalculate-leverage")] == "completed"
+    # The leverage plan was due for main only, however many workers run rounds.
+    assert recorded[("main", "recalculate-leverage")] == "completed"
+    assert ("desk", "recalculate-leverage") not in recorded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -322,3 +323,42 @@ def test_the_migrations_build_the_schema_the_code_declares(registry: Registry) -
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         differences = compare_metadata(context, schema.metadata)
     assert differences == []
+
+
+def test_a_periodic_job_is_claimed_once_per_period(registry_url: str) -> None:
+    now = [1_000_000]
+    with Registry(registry_url, clock=lambda: now[0]) as registry:
+        assert registry.claim_due("leverage", ["a", "b"], 300) == {"a", "b"}
+        assert registry.claim_due("leverage", ["a", "b", "c"], 300) == {"c"}
+        assert registry.claim_due("instruments", ["a"], 300) == {"a"}  # a job of its own
+        now[0] += 299_999
+        assert registry.claim_due("leverage", ["a", "b"], 300) == set()
+        now[0] += 1
+        assert registry.claim_due("leverage", ["a"], 300) == {"a"}
+        assert registry.claim_due("leverage", ["b"], 0) == {"b"}  # every round
+        assert registry.claim_due("leverage", [], 300) == set()
+
+
+def test_workers_racing_for_due_jobs_claim_each_once(registry_url: str) -> None:
+    """Two workers of a team (two registries on one database) each claim a round's accounts
+    at the same moment: every account is planned by exactly one of them."""
+    keys = [f"acct{n:03d}" for n in range(60)]
+    start = threading.Barrier(2)
+    claimed: list[set[str]] = []
+
+    def worker() -> None:
+        with Registry(registry_url) as registry:
+            start.wait()
+            mine: set[str] = set()
+            for offset in range(0, len(keys), 10):
+                mine |= registry.claim_due("leverage", keys[offset : offset + 20], 300)
+            claimed.append(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(claimed) == 2
+    assert claimed[0] | claimed[1] == set(keys)
+    assert not claimed[0] & claimed[1]
