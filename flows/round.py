@@ -98,7 +98,17 @@ def guard_round(
         # Due across the team (the registry's marks), not per worker: a round that lands on
         # another worker does not plan the account's leverage again within the period.
         planning = registry.claim_due("leverage", list(states), config.schedules.leverage_seconds)
-        volatility = shared_volatility({a: states[a] for a in planning}) if planning else {}
+        volatility: dict[str, Any] = {}
+        unplanned = None
+        if planning:
+            try:
+                volatility = shared_volatility({a: states[a] for a in planning})
+            except Exception as exc:  # its task run is Failed with the traceback
+                # Reconciliation does not need it; the plans are due again next round.
+                logger.error("leverage not planned this round: %s", exc)
+                registry.give_back_due("leverage", planning)
+                planning = set()
+                unplanned = f"leverage not planned: {exc}"
         settling: dict[str, PrefectFuture[Settled]] = {
             account: settle_account.submit(
                 account,
@@ -119,6 +129,9 @@ def guard_round(
                 settled = settle.result()
             except Exception as exc:  # the account's task run is Failed with the traceback
                 logger.error("account %s not settled: %s", account, exc)
+                if account in planning:
+                    # Its leverage plan (after the cycle) did not happen: due again.
+                    registry.give_back_due("leverage", [account])
                 outcome[account] = "failed"
                 rows[account] = {"account": account, "state": "failed", "detail": str(exc)}
                 _record(registry, round_id, account, "failed", {"failed": str(exc)})
@@ -131,9 +144,10 @@ def guard_round(
         description=f"Guard round over {len(accounts)} accounts: one row per account",
     )
     failed = {a: s for a, s in outcome.items() if s not in ("Completed", "failed expectations")}
-    if failed or unvalidated:
+    unfinished = [reason for reason in (unvalidated, unplanned) if reason]
+    if failed or unfinished:
         said = [f"accounts not completed: {failed}"] if failed else []
-        return Failed(message="; ".join([*said, *([unvalidated] if unvalidated else [])]))
+        return Failed(message="; ".join([*said, *unfinished]))
     return outcome
 
 
@@ -183,8 +197,13 @@ def _instruments(
             continue
         every = settings().schedules.instruments_seconds
         if registry.claim_due("instruments", [environment], every):
-            report = validate_instruments(frame)
-            publish_validation(members[0], report, what="instruments")
-            record_instruments(members[0], frame)
+            try:
+                report = validate_instruments(frame)
+                publish_validation(members[0], report, what="instruments")
+                record_instruments(members[0], frame)
+            except BaseException:
+                # Claimed for the whole team: a check that did not happen is due again.
+                registry.give_back_due("instruments", [environment])
+                raise
         found.update(dict.fromkeys(members, frame))
     return found, unread

@@ -75,8 +75,9 @@ __all__ = [
     "reconcile",
 ]
 
-# Snapshot times are OKX time as each run measured its clock offset (to a few ms); two runs
-# within this much of each other are simultaneous, not one older than the other.
+# Snapshot times are OKX time as each run measured its clock offset: early by up to the
+# sync answer's way back (ms on a good link), never late. Two runs within this much of each
+# other are simultaneous, not one older than the other.
 RATCHET_TOLERANCE_MS = 1000
 
 

@@ -175,8 +175,10 @@ class OkxClient:
         return self._offset_ms
 
     def now_ms(self) -> int:
-        """OKX's idea of now: the local clock corrected by the last measured offset, never
-        later than OKX's own clock (see `sync_clock`)."""
+        """OKX's idea of now: the local clock corrected by the last measured offset; not
+        later than OKX's own clock (see `sync_clock`), up to how far this machine's clock
+        drifted since that offset was measured (a shared one is reused for
+        `clock_offset_ttl_seconds`)."""
         return self._wall_clock_ms() + self._offset_ms
 
     def sync_clock(self) -> int:

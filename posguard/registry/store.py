@@ -353,3 +353,8 @@ class Registry:
                 int(every_seconds * 1000),
                 self.db.now_ms(connection),
             )
+
+    def give_back_due(self, job: str, keys: Collection[str]) -> None:
+        """The claims of `keys` whose work failed: due again at the next round."""
+        with self.db.write(f"give back the {job} jobs") as connection:
+            marks.give_back(connection, job, keys)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -337,6 +339,12 @@ def test_a_periodic_job_is_claimed_once_per_period(registry_url: str) -> None:
         assert registry.claim_due("leverage", ["a"], 300) == {"a"}
         assert registry.claim_due("leverage", ["b"], 0) == {"b"}  # every round
         assert registry.claim_due("leverage", [], 300) == set()
+        # Claimed, then the work failed: given back, due again for whoever asks next.
+        assert registry.claim_due("leverage", ["b", "c"], 300) == {"c"}  # 300 s since
+        assert registry.claim_due("leverage", ["b", "c"], 300) == set()
+        registry.give_back_due("leverage", ["c"])
+        assert registry.claim_due("leverage", ["b", "c"], 300) == {"c"}
+        assert registry.claim_due("instruments", ["a"], 3600) == set()  # not given back
 
 
 def test_workers_racing_for_due_jobs_claim_each_once(registry_url: str) -> None:
@@ -362,3 +370,45 @@ def test_workers_racing_for_due_jobs_claim_each_once(registry_url: str) -> None:
     assert len(claimed) == 2
     assert claimed[0] | claimed[1] == set(keys)
     assert not claimed[0] & claimed[1]
+
+
+def test_workers_claiming_overlapping_due_jobs_over_time_never_deadlock(
+    registry_url: str,
+) -> None:
+    """Four workers claim random overlapping sets of keys, again and again, with a short
+    period: on PostgreSQL an UPDATE-then-INSERT claim deadlocked here (each worker's moment
+    makes other keys due), failing whole rounds. No claim may fail, and no key may be
+    claimed twice within a period."""
+    keys = [f"acct{n:02d}" for n in range(30)]
+    every_seconds = 0.5
+    errors: list[BaseException] = []
+    claims: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        pick = random.Random(seed)
+        try:
+            with Registry(registry_url) as registry:
+                until = time.monotonic() + 2.0
+                while time.monotonic() < until:
+                    chosen = pick.sample(keys, 12)
+                    got = registry.claim_due("leverage", chosen, every_seconds)
+                    with lock:
+                        claims.extend((time.monotonic(), key) for key in got)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, [f"{type(e).__name__}: {e}" for e in errors]
+    last: dict[str, float] = {}
+    for at, key in sorted(claims):
+        if key in last:
+            # The claim's moment is the database's, noted here after the call returned: half
+            # a period allows for a thread's lag; a double claim is ~0 apart.
+            assert at - last[key] >= every_seconds / 2, key
+        last[key] = at
+    assert set(last) == set(keys)
