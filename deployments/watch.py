@@ -97,6 +97,7 @@ def stream_accounts(settings: Settings, names: Sequence[str] | None = None) -> l
                 account.api_key,
                 account.secret_key,
                 account.passphrase,
+                time_url=account.resolved_base_url,
             )
         )
     return streams

@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -60,6 +61,10 @@ class StreamAccount:
     api_key: SecretStr
     secret_key: SecretStr
     passphrase: SecretStr
+    # OKX's REST base URL: its public/time dates the login, as the REST client dates its
+    # requests (OKX refuses a login 30 s off its clock: 60006). None: this machine's clock.
+    time_url: str | None = None
+    wall_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -232,11 +237,12 @@ async def _session(
         max_size=2**23,
         ssl=_tls() if account.url.startswith("wss://") else None,
     ) as ws:
+        offset_ms = await _okx_offset_ms(account, timing.open_timeout_seconds)
         login = login_message(
             account.api_key.get_secret_value(),
             account.secret_key.get_secret_value(),
             account.passphrase.get_secret_value(),
-            int(time.time()),
+            (account.wall_ms() + offset_ms) // 1000,
         )
         await ws.send(login)
         deliver = _Delivery(account.name, on_frame)
@@ -302,6 +308,32 @@ async def _answered(
             raise VenueRefused(frame)
         if frame is not None and not isinstance(frame, Other | LoggedIn | Subscribed):
             deliver(frame)
+
+
+async def _okx_offset_ms(account: StreamAccount, timeout: float) -> int:
+    """OKX's clock minus this machine's, at least (its stamp before the answer arrived: the
+    bound OkxClient.sync_clock keeps); 0 without a time_url or an answer (the login then
+    says 60006 if this machine's clock is off)."""
+    if account.time_url is None:
+        return 0
+    url = account.time_url.rstrip("/") + "/api/v5/public/time"
+    try:
+        async with httpx.AsyncClient(
+            timeout=timeout, verify=_tls() if url.startswith("https://") else True
+        ) as client:
+            answer = await client.get(url)
+        received = account.wall_ms()
+        stamp = answer.json()["data"][0]["ts"]
+        return int(stamp) - received
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        logger.warning(
+            "account %s: OKX's time not read from %s (%s); the login is dated by this "
+            "machine's clock",
+            account.name,
+            url,
+            type(exc).__name__,
+        )
+        return 0
 
 
 @functools.cache

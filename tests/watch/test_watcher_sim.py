@@ -5,6 +5,7 @@ refused with OKX's code and a clear line, a missed push is caught by the regular
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -358,3 +359,25 @@ def running(watcher: Watcher) -> Iterator[Watcher]:
         runner.join(timeout=20)
     assert not runner.is_alive(), "the watcher did not stop"
     loop.close()
+
+
+def skewed_watcher(server: SimServer, time_url: str | None) -> Watcher:
+    """The watcher on a machine whose clock is 45 s ahead of this one (and of OKX's)."""
+    account = dataclasses.replace(
+        sim_account(server),
+        time_url=time_url,
+        wall_ms=lambda: time.time_ns() // 1_000_000 + 45_000,
+    )
+    timing = StreamTiming(backoff_first_seconds=0.2, refused_retry_seconds=30)
+    return Watcher([account], lambda _notice: None, quiet_seconds=0.2, timing=timing)
+
+
+def test_the_login_is_dated_by_okx_clock_not_this_machines() -> None:
+    """REST requests are dated with OKX's clock (public/time); the stream's login must be
+    too, or a machine whose clock is off logs in to REST and is refused on the stream."""
+    with SimServer(SimExchange(opened())) as server:
+        with running(skewed_watcher(server, server.base_url)) as watcher:
+            until(lambda: watcher.status["main"].sessions == 1)
+        with running(skewed_watcher(server, None)) as watcher:
+            until(lambda: watcher.status["main"].state == "refused")
+    assert "60006" in (watcher.status["main"].last_error or "")
