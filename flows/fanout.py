@@ -52,7 +52,8 @@ def guard_accounts(
                 name=f"guard-account/{chunk[0]}",
                 timeout=0,
                 as_subflow=False,
-                parameters={"account": chunk[0], **common},
+                # Instruments and leverage as their schedules say, not every round.
+                parameters={"account": chunk[0], **common, "when_due": True},
             )
         else:
             run = run_deployment(

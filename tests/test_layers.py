@@ -49,6 +49,7 @@ def test_deployment_entrypoints_load_with_their_names_and_parameters() -> None:
         "policy",
         "dry_run",
         "run_expectations",
+        "when_due",
     }
 
 

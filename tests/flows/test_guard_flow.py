@@ -102,6 +102,24 @@ def test_guard_account_on_the_incident(incident: Incident) -> None:
     ]
 
 
+def test_the_fan_outs_guard_runs_plan_leverage_and_instruments_only_when_due(
+    incident: Incident,
+) -> None:
+    """Team mode with a run per account: every run reconciles; instruments and leverage run
+    as their schedules say (claimed in the registry, so across the team's workers), not in
+    every run. On demand (the default) all three run."""
+    seed_bot_writes(incident.server.base_url)
+    first = guard_account("main", when_due=True)
+    assert first["instruments"]["failing"] == 0
+    assert first["leverage"]["plan"]
+    second = guard_account("main", when_due=True)
+    assert second["reconcile"]["positions"] == 5
+    assert second["instruments"] == "not due"
+    assert second["leverage"] == "not due"
+    on_demand = guard_account("main")
+    assert on_demand["leverage"]["plan"]
+
+
 def test_flow_runs_are_named_after_the_account(incident: Incident) -> None:
     reconcile_positions("main", run_expectations=False)
     with get_client(sync_client=True) as client:
