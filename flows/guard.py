@@ -41,13 +41,20 @@ def guard_account(
     """
     due = _due_jobs(account) if when_due else {"instruments", "leverage"}
     states: dict[str, State[Any]] = {}
-    if "instruments" in due:
-        states["instruments"] = ended(sync_instruments(account, return_state=True))
-    states["reconcile"] = ended(
-        reconcile_positions(account, policy, run_expectations, return_state=True)
-    )
-    if "leverage" in due:
-        states["leverage"] = ended(recalculate_leverage(account, dry_run, return_state=True))
+    try:
+        if "instruments" in due:
+            states["instruments"] = ended(sync_instruments(account, return_state=True))
+        states["reconcile"] = ended(
+            reconcile_positions(account, policy, run_expectations, return_state=True)
+        )
+        if "leverage" in due:
+            states["leverage"] = ended(recalculate_leverage(account, dry_run, return_state=True))
+    except BaseException:
+        # Claimed for the whole team: work that did not happen (a crash, a cancellation) is
+        # due again at once.
+        if when_due:
+            _give_back(account, [job for job in due if job not in states])
+        raise
     failed = [name for name, state in states.items() if not state.is_completed()]
     if when_due:
         _give_back(account, [n for n in failed if n in ("instruments", "leverage")])
@@ -64,8 +71,13 @@ def _due_jobs(account: str) -> set[str]:
         due = set()
         if store.claim_due("instruments", [environment], config.schedules.instruments_seconds):
             due.add("instruments")
-        if store.claim_due("leverage", [account], config.schedules.leverage_seconds):
-            due.add("leverage")
+        try:
+            if store.claim_due("leverage", [account], config.schedules.leverage_seconds):
+                due.add("leverage")
+        except BaseException:
+            if due:  # the instruments check is not left claimed by a run that never starts
+                store.give_back_due("instruments", [environment])
+            raise
     return due
 
 
