@@ -81,6 +81,27 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def server_ms_of(data: list[Any], account: str | None = None) -> int:
+    """The epoch ms of a public/time answer's data: `[{"ts": "<digits>"}]` and nothing
+    else (the REST client's clock sync and the watcher's login both read it)."""
+    first = data[0] if data else None
+    stamp = first.get("ts") if isinstance(first, dict) else None
+    if not (isinstance(stamp, str) and _EPOCH_MS.fullmatch(stamp)):
+        if first is None:
+            got = "no record"
+        elif isinstance(first, dict):
+            got = f"ts {stamp!r:.40}" if "ts" in first else "a record without ts"
+        else:
+            got = f"a {type(first).__name__} instead of a record"
+        raise MalformedResponseError(
+            f"OKX GET {ep.PUBLIC_TIME.path} answered {got}, not [{{'ts': '<epoch ms>'}}]; "
+            f"the exchange clock cannot be read. If it persists, check base_url in settings",
+            endpoint=ep.PUBLIC_TIME.path,
+            account=account,
+        )
+    return int(stamp)
+
+
 class OkxClient:
     """A synchronous client for one account (or for public endpoints only, without one)."""
 
@@ -191,12 +212,12 @@ class OkxClient:
         late concludes on evidence younger than the window. The midpoint counts a wait for
         public/time's rate limit (10 per 2 s per IP, shared by a serving process's runs) or a
         slow answer as half network: seen in the latency benchmark as snapshots stamped
-        0.7-1.5 s late. The bound errs the other way by half a round trip: a run waits that
-        much longer."""
+        0.7-1.5 s late. The bound errs the other way by the answer's way back: a run waits
+        that much longer."""
         sent = self._wall_clock_ms()
         data = self._send(ep.PUBLIC_TIME, None, None)
         received = self._wall_clock_ms()
-        server_ms = self._server_ms(data)
+        server_ms = server_ms_of(data, self.account_name)
         self._offset_ms = server_ms - received
         self._clock_synced = True
         if self._shares_offset:
@@ -415,26 +436,7 @@ class OkxClient:
     # -- endpoints ---------------------------------------------------------------------------
 
     def server_time_ms(self) -> int:
-        return self._server_ms(self.request(ep.PUBLIC_TIME))
-
-    def _server_ms(self, data: list[Any]) -> int:
-        """The epoch ms of a public/time answer: `[{"ts": "<digits>"}]` and nothing else."""
-        first = data[0] if data else None
-        stamp = first.get("ts") if isinstance(first, dict) else None
-        if not (isinstance(stamp, str) and _EPOCH_MS.fullmatch(stamp)):
-            if first is None:
-                got = "no record"
-            elif isinstance(first, dict):
-                got = f"ts {stamp!r:.40}" if "ts" in first else "a record without ts"
-            else:
-                got = f"a {type(first).__name__} instead of a record"
-            raise MalformedResponseError(
-                f"OKX GET {ep.PUBLIC_TIME.path} answered {got}, not [{{'ts': '<epoch ms>'}}]; "
-                f"the exchange clock cannot be read. If it persists, check base_url in settings",
-                endpoint=ep.PUBLIC_TIME.path,
-                account=self.account_name,
-            )
-        return int(stamp)
+        return server_ms_of(self.request(ep.PUBLIC_TIME), self.account_name)
 
     def instruments(
         self,

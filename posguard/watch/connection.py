@@ -28,6 +28,10 @@ from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from posguard.errors import PosguardError
+from posguard.okx import endpoints as ep
+from posguard.okx.client import server_ms_of
+from posguard.okx.envelope import CallContext, decode
 from posguard.okx.stream import (
     CONN_COUNT_ERROR,
     CONNECTIONS_PER_SECOND,
@@ -316,22 +320,21 @@ async def _okx_offset_ms(account: StreamAccount, timeout: float) -> int:
     says 60006 if this machine's clock is off)."""
     if account.time_url is None:
         return 0
-    url = account.time_url.rstrip("/") + "/api/v5/public/time"
+    url = account.time_url.rstrip("/") + ep.PUBLIC_TIME.path
     try:
         async with httpx.AsyncClient(
             timeout=timeout, verify=_tls() if url.startswith("https://") else True
         ) as client:
             answer = await client.get(url)
         received = account.wall_ms()
-        stamp = answer.json()["data"][0]["ts"]
-        return int(stamp) - received
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        context = CallContext("GET", ep.PUBLIC_TIME.path, account.name)
+        data = decode(answer.content, context, http_status=answer.status_code)
+        return server_ms_of(data, account.name) - received
+    except (httpx.HTTPError, PosguardError) as exc:
         logger.warning(
-            "account %s: OKX's time not read from %s (%s); the login is dated by this "
-            "machine's clock",
+            "account %s: OKX's time not read (%s); the login is dated by this machine's clock",
             account.name,
-            url,
-            type(exc).__name__,
+            exc,
         )
         return 0
 
