@@ -64,19 +64,26 @@ def guard_account(
     return {**done, **{job: "not due" for job in ("instruments", "leverage") if job not in due}}
 
 
+def _job_keys(account: str) -> dict[str, str]:
+    """What each periodic job is claimed for: instruments per environment, leverage per
+    account (as guard-round claims them)."""
+    return {"instruments": settings().account(account).environment, "leverage": account}
+
+
 def _due_jobs(account: str) -> set[str]:
-    config = settings()
-    environment = config.account(account).environment
+    schedules = settings().schedules
+    every = {"instruments": schedules.instruments_seconds, "leverage": schedules.leverage_seconds}
+    keys = _job_keys(account)
+    due: set[str] = set()
     with registry() as store:
-        due = set()
-        if store.claim_due("instruments", [environment], config.schedules.instruments_seconds):
-            due.add("instruments")
         try:
-            if store.claim_due("leverage", [account], config.schedules.leverage_seconds):
-                due.add("leverage")
+            for job, key in keys.items():
+                if store.claim_due(job, [key], every[job]):
+                    due.add(job)
         except BaseException:
-            if due:  # the instruments check is not left claimed by a run that never starts
-                store.give_back_due("instruments", [environment])
+            # A run that never starts its work leaves nothing claimed.
+            for job in due:
+                store.give_back_due(job, [keys[job]])
             raise
     return due
 
@@ -85,7 +92,7 @@ def _give_back(account: str, jobs: list[str]) -> None:
     """Claimed jobs whose flow failed are due again at the next run."""
     if not jobs:
         return
+    keys = _job_keys(account)
     with registry() as store:
         for job in jobs:
-            key = settings().account(account).environment if job == "instruments" else account
-            store.give_back_due(job, [key])
+            store.give_back_due(job, [keys[job]])
