@@ -233,6 +233,9 @@ async def _session(
     status: StreamStatus,
     backoff: Backoff,
 ) -> None:
+    # Before the connection opens: no stream is held idle (nor left open by a stop) while
+    # OKX's time is read.
+    offset_ms = await _okx_offset_ms(account, timing.open_timeout_seconds)
     async with connect(
         account.url,
         open_timeout=timing.open_timeout_seconds,
@@ -241,7 +244,6 @@ async def _session(
         max_size=2**23,
         ssl=_tls() if account.url.startswith("wss://") else None,
     ) as ws:
-        offset_ms = await _okx_offset_ms(account, timing.open_timeout_seconds)
         login = login_message(
             account.api_key.get_secret_value(),
             account.secret_key.get_secret_value(),
