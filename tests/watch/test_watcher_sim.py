@@ -381,20 +381,3 @@ def test_the_login_is_dated_by_okx_clock_not_this_machines() -> None:
         with running(skewed_watcher(server, None)) as watcher:
             until(lambda: watcher.status["main"].state == "refused")
     assert "60006" in (watcher.status["main"].last_error or "")
-
-
-def test_an_unreadable_okx_time_is_said_and_the_login_uses_this_machines_clock(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    with (
-        caplog.at_level(logging.WARNING, logger="posguard.watch"),
-        SimServer(SimExchange(opened())) as server,
-    ):
-        account = dataclasses.replace(
-            sim_account(server), time_url=f"http://127.0.0.1:{free_port()}"
-        )
-        watcher = Watcher([account], lambda _notice: None, quiet_seconds=0.2)
-        with running(watcher):
-            until(lambda: watcher.status["main"].sessions == 1)
-    assert "account main: OKX's time not read" in caplog.text
-    assert "this machine's clock" in caplog.text
