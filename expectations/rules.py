@@ -22,6 +22,7 @@ import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.expectations.row_conditions import Column
 
+from expectations import built_once as gx_once
 from expectations.report import FailingRow, RuleResult
 
 Row = dict[str, Any]
@@ -131,15 +132,15 @@ def _positive(column: str, condition: Any = None) -> Callable[[], list[gxe.Expec
     def build() -> list[gxe.Expectation]:
         scope = {} if condition is None else {"row_condition": condition}
         return [
-            gxe.ExpectColumnValuesToNotBeNull(column=column, **scope),
-            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True, **scope),
+            gx_once.NotNull(column=column, **scope),
+            gx_once.Between(column=column, min_value=0, strict_min=True, **scope),
         ]
 
     return build
 
 
 def _in_set(column: str, values: list[Any]) -> Callable[[], list[gxe.Expectation]]:
-    return lambda: [gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values)]
+    return lambda: [gx_once.InSet(column=column, value_set=values)]
 
 
 def _outside(frame: pd.DataFrame, column: str, values: list[Any]) -> pd.Series:
@@ -205,7 +206,7 @@ POSITION_RULES: dict[str, Rule] = {
         Rule(
             "lever <= instrument max lever",
             lambda: [
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                gx_once.PairAGreaterThanB(
                     column_A="maxLever",
                     column_B="lever",
                     or_equal=True,
@@ -232,7 +233,7 @@ POSITION_RULES: dict[str, Rule] = {
         Rule(
             "notional consistent with ctVal",
             lambda: [
-                gxe.ExpectColumnValuesToBeBetween(
+                gx_once.Between(
                     column="notional_rel_err",
                     min_value=0,
                     max_value={"$PARAMETER": "notional_tolerance"},
@@ -243,11 +244,7 @@ POSITION_RULES: dict[str, Rule] = {
         ),
         Rule(
             "contracts used as coins",
-            lambda: [
-                gxe.ExpectColumnValuesToNotBeInSet(
-                    column="notional_verdict", value_set=["contracts_as_coins"]
-                )
-            ],
+            lambda: [gx_once.NotInSet(column="notional_verdict", value_set=["contracts_as_coins"])],
             _coins,
             lambda f, _: f["notional_verdict"].eq("contracts_as_coins").fillna(False),
         ),
@@ -270,9 +267,7 @@ POSITION_RULES: dict[str, Rule] = {
             "posSide consistent with posMode",
             # posSide of SWAP/FUTURES rows only (NA elsewhere): MARGIN is always "net".
             lambda: [
-                gxe.ExpectColumnValuesToBeInSet(
-                    column="mode_pos_side", value_set={"$PARAMETER": "allowed_pos_sides"}
-                )
+                gx_once.InSet(column="mode_pos_side", value_set={"$PARAMETER": "allowed_pos_sides"})
             ],
             lambda row: f"posSide {fmt(row.get('posSide'))} does not fit the account's posMode",
             lambda f, p: _outside(f, "mode_pos_side", list(p["allowed_pos_sides"])),
@@ -307,7 +302,7 @@ POSITION_RULES: dict[str, Rule] = {
         Rule(
             "(instId, posSide, mgnMode) unique",
             # Per account: a round validates several accounts' positions in one run.
-            lambda: [gxe.ExpectCompoundColumnsToBeUnique(column_list=POSITION_KEY)],
+            lambda: [gx_once.CompoundUnique(column_list=POSITION_KEY)],
             lambda row: "the position key appears twice",
             lambda f, _: f.duplicated(POSITION_KEY, keep=False),
         ),
@@ -351,10 +346,8 @@ INSTRUMENT_RULES: dict[str, Rule] = {
         Rule(
             "ctType in {linear, inverse}",
             lambda: [
-                gxe.ExpectColumnValuesToBeInSet(
-                    column="ctType", value_set=CT_TYPES, row_condition=DERIVATIVE
-                ),
-                gxe.ExpectColumnValuesToNotBeNull(column="ctType", row_condition=DERIVATIVE),
+                gx_once.InSet(column="ctType", value_set=CT_TYPES, row_condition=DERIVATIVE),
+                gx_once.NotNull(column="ctType", row_condition=DERIVATIVE),
             ],
             lambda row: f"ctType is {fmt(row.get('ctType'))}",
             lambda f, _: _derivative(f) & ~f["ctType"].isin(CT_TYPES),
@@ -365,10 +358,8 @@ INSTRUMENT_RULES: dict[str, Rule] = {
         Rule(
             "max lever >= 1",
             lambda: [
-                gxe.ExpectColumnValuesToNotBeNull(column="maxLever", row_condition=DERIVATIVE),
-                gxe.ExpectColumnValuesToBeBetween(
-                    column="maxLever", min_value=1, row_condition=DERIVATIVE
-                ),
+                gx_once.NotNull(column="maxLever", row_condition=DERIVATIVE),
+                gx_once.Between(column="maxLever", min_value=1, row_condition=DERIVATIVE),
             ],
             lambda row: f"max lever is {fmt(row.get('maxLever'))}",
             lambda f, _: (
@@ -378,15 +369,15 @@ INSTRUMENT_RULES: dict[str, Rule] = {
         Rule(
             "state known",
             lambda: [
-                gxe.ExpectColumnValuesToBeInSet(column="state", value_set=KNOWN_STATES),
-                gxe.ExpectColumnValuesToNotBeNull(column="state"),
+                gx_once.InSet(column="state", value_set=KNOWN_STATES),
+                gx_once.NotNull(column="state"),
             ],
             lambda row: f"state is {fmt(row.get('state'))}",
             lambda f, _: ~f["state"].isin(KNOWN_STATES),
         ),
         Rule(
             "instId unique",
-            lambda: [gxe.ExpectColumnValuesToBeUnique(column="instId")],
+            lambda: [gx_once.Unique(column="instId")],
             lambda row: "the instId appears twice",
             lambda f, _: f["instId"].notna() & f.duplicated(["instId"], keep=False),
         ),
