@@ -1,7 +1,7 @@
 """From a position change on the exchange to the alert at the webhook: the stream path
 (`posguard watch` -> event -> triggered reconcile run) vs the schedule alone. Issue 16.
 
-    uv run python benchmarks/stream_latency.py [--changes 10] [--grace 5] [--schedule-changes 3]
+    uv run python benchmarks/stream_latency.py [--changes 10] [--grace 3] [--schedule-changes 3]
 
 Set-up, as the demo runs it: a Prefect server (SQLite), the simulator in its own process (one
 account, `--positions` open positions, wall clock), the alert automations with a local webhook
@@ -12,9 +12,10 @@ Then each change is made outside the bot: the simulator liquidates, ADLs or clos
 (`POST /__sim__/step`), and the time until the webhook receives the "drift confirmed" alert
 naming that instrument is measured. With the watcher stopped, `--schedule-changes` more are
 measured on the schedule alone (what there was before). The drift engine concludes only on
-evidence older than the grace window (`[drift] grace_seconds`, default 5 s: the bot may still
-be recording what it did), so the triggered run starts that long after the change: the figure
-is printed for the grace given.
+evidence older than the grace window (`[drift] grace_seconds`: the bot may still be recording
+what it did), so the triggered run concludes no sooner than that after the change. The window
+is the demo's (`deployments.demo.GRACE_SECONDS`, 3 s: its bot records a trade as it makes it)
+unless `--grace` says otherwise; `--grace 5` gives posguard's default, for an unmeasured bot.
 
 The goal: median <= 5 s over at least 10 changes.
 """
@@ -232,13 +233,17 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--schedule-changes", type=int, default=3)
     parser.add_argument("--positions", type=int, default=20)
-    parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument("--grace", type=float, default=None, help="default: the demo's")
     parser.add_argument("--cycle", type=int, default=30)
     args = parser.parse_args()
     if args.changes < 1 or args.schedule_changes < 0:
         raise SystemExit("--changes must be at least 1, --schedule-changes at least 0")
     if args.positions < args.changes + args.schedule_changes:
         raise SystemExit("--positions must cover every change")
+    if args.grace is None:
+        from deployments.demo import GRACE_SECONDS
+
+        args.grace = float(GRACE_SECONDS)
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -48,6 +48,15 @@ def register(app: typer.Typer) -> None:
                 "pushed changes (--no-stream: the schedule alone)."
             ),
         ] = True,
+        grace: Annotated[
+            float | None,
+            typer.Option(
+                min=1.0,
+                max=60.0,
+                help="[drift] grace_seconds to soak at (default: posguard's): what counts as "
+                "a real discrepancy (one longer than the window) follows it.",
+            ),
+        ] = None,
         workers: Annotated[int, typer.Option(min=1, max=64, help="Processes.")] = 2,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     ) -> None:
@@ -82,6 +91,7 @@ def register(app: typer.Typer) -> None:
             minutes=minutes,
             workers=workers,
             stream=stream,
+            **({} if grace is None else {"grace_seconds": grace}),
         )
 
         def progress(done: int, total: int) -> None:

@@ -48,9 +48,12 @@ class SoakPlan:
     minutes: float = 15.0
     workers: int = 2
     stream: bool = True  # on-change runs given the pushed changes, beside the schedule
+    # [drift] grace_seconds: what the oracle calls real (longer than the window) and how
+    # stale an answer may be follow it.
+    grace_seconds: float = DriftSettings.grace_seconds
 
     def settings(self) -> DriftSettings:
-        return DriftSettings(heal=self.policy)
+        return DriftSettings(heal=self.policy, grace_seconds=self.grace_seconds)
 
 
 @dataclass
@@ -90,6 +93,7 @@ class SoakResult:
         delays = sorted(d for o in self.outcomes for d in o.delays_ms)
         return {
             "lives": len(self.outcomes),
+            "grace_seconds": self.plan.grace_seconds,
             "polls": sum(o.polls for o in self.outcomes),
             "true_discrepancies": sum(o.true_discrepancies for o in self.outcomes),
             **{name: self.total(name) for name in COUNTS},

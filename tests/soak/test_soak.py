@@ -39,6 +39,26 @@ def test_the_stream_confirms_sooner_than_the_schedule_alone() -> None:
     assert delays[True] < 10 < delays[False], delays
 
 
+def test_a_shorter_grace_window_keeps_every_count_zero_and_confirms_sooner(
+    tmp_path: Path,
+) -> None:
+    """The demo's window (3 s) against posguard's default (5 s) on the same lives: the engine
+    waits out the window it is given, no more, and what is real follows the window."""
+    summaries = {}
+    for grace in ("3", "5"):
+        result = runner.invoke(
+            app,
+            ["soak", "--lives", "8", "--seed", "20251220", "--workers", "1", "--json"]
+            + ["--grace", grace, "--out", str(tmp_path)],
+        )
+        assert result.exit_code == 0, result.output
+        summaries[grace] = json.loads(result.stdout)
+        assert summaries[grace]["grace_seconds"] == float(grace)
+    fast, slow = summaries["3"], summaries["5"]
+    assert fast["confirmed_after_seconds"]["median"] < slow["confirmed_after_seconds"]["median"]
+    assert runner.invoke(app, ["soak", "--grace", "0.5"]).exit_code == 2  # below the 1 s floor
+
+
 def test_lives_are_reproducible_from_their_seed() -> None:
     plan = SoakPlan(lives=1, seed=7)
     assert play(plan, 3).timeline == play(plan, 3).timeline
@@ -66,6 +86,7 @@ def test_the_command_prints_one_json_object_and_exits_by_the_counts(tmp_path: Pa
     summary = json.loads(result.stdout)
     assert set(summary) == {
         "lives",
+        "grace_seconds",
         "polls",
         "true_discrepancies",
         *COUNTS,
@@ -75,6 +96,7 @@ def test_the_command_prints_one_json_object_and_exits_by_the_counts(tmp_path: Pa
         "confirmed_with_a_push",
     }
     assert summary["lives"] == 2
+    assert summary["grace_seconds"] == 5.0  # posguard's default
     assert summary["polls"] > 40
     assert "lives" in result.stderr  # the progress bar goes to stderr
 
