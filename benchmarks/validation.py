@@ -21,18 +21,21 @@ import argparse
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from expectations.report import RuleResult
-from expectations.rules import POSITION_RULES, Parameters, rule_result
 from posguard.frames import parse_instruments, parse_leverage_info, parse_positions
 from posguard.frames.contract import positions_frame
 from posguard.leverage import resolve_leverage
 from posguard.okx.saved import load_records
 from tests.conftest import SAMPLES
+
+if TYPE_CHECKING:
+    # Not at import: the rules import GX, whose one-off cost main() prints.
+    from expectations.report import RuleResult
+    from expectations.rules import Parameters
 
 
 def positions(size: int, instruments: pd.DataFrame) -> pd.DataFrame:
@@ -82,6 +85,8 @@ def unique_keys(
 def plain_pandas(frame: pd.DataFrame, parameters: Parameters) -> list[RuleResult]:
     """The positions rules' own pandas masks (`Rule.fails`), failing rows named like the
     runner does."""
+    from expectations.rules import POSITION_RULES, rule_result
+
     df = frame[frame["is_open"]]
     return [rule_result(rule, "positions", df, parameters) for rule in POSITION_RULES.values()]
 
