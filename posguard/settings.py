@@ -25,8 +25,11 @@ and optionally demo, region, base_url, pos_mode), merged with `[accounts.*]`. Te
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
+import threading
+import time
 from contextvars import ContextVar
 from dataclasses import fields
 from pathlib import Path
@@ -402,10 +405,7 @@ class Settings(BaseSettings):
     def _read_accounts_file(self) -> Settings:
         if self.accounts_file is None:
             return self
-        path = self.accounts_file
-        if not path.is_absolute():
-            config = _config_path.get()
-            path = (config.parent if config is not None else Path()) / path
+        path = _accounts_path(self.accounts_file, _config_path.get())
         for name, account in read_accounts_file(path).items():
             if name in self.accounts:
                 raise ValueError(f"account {name!r} is defined twice ([accounts] and {path})")
@@ -469,6 +469,13 @@ def read_accounts_file(path: Path) -> dict[str, AccountSettings]:
     return accounts
 
 
+def _accounts_path(accounts_file: Path, config_file: Path | None) -> Path:
+    """An accounts file named in the TOML file is relative to that file's folder."""
+    if accounts_file.is_absolute():
+        return accounts_file
+    return (config_file.parent if config_file is not None else Path()) / accounts_file
+
+
 def config_file_path(explicit: Path | None = None) -> Path | None:
     """The TOML file in use: the explicit one, $POSGUARD_CONFIG, or ./posguard.toml if present."""
     if explicit is not None:
@@ -527,6 +534,84 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         raise ConfigError(f"cannot read settings file {path}: {exc}") from None
     finally:
         _config_path.reset(token)
+
+
+FileStamp = tuple[str, int, int] | None  # path, mtime_ns, size; None: no such file
+
+
+class LiveSettings:
+    """The settings of a long-lived process (a warm serving worker, the watcher), read again
+    when their TOML file or accounts file changed: an edited posguard.toml (a rotated key, a
+    threshold) takes effect at the next read, as it did when every run was a new process.
+
+    Unchanged files cost a `stat` each per read; a file whose stamp moved, or that was written
+    in the last two seconds (a second write can keep its size and time), is compared by
+    content. Environment variables are read once: a process cannot see its environment
+    change. A file that no longer loads raises its `ConfigError` on every read until it is
+    mended: nothing runs on settings half-read."""
+
+    def __init__(self, config_file: Path | None = None) -> None:
+        self._explicit = config_file
+        self._loaded: Settings | None = None
+        self._stamps: tuple[FileStamp, ...] = ()
+        self._digests: tuple[bytes | None, ...] = ()
+        self._lock = threading.Lock()
+
+    def get(self) -> Settings:
+        with self._lock:
+            config = config_file_path(self._explicit)
+            paths = self._paths(config, self._loaded)
+            stamps = tuple(_file_stamp(p) for p in paths)
+            if self._loaded is not None and stamps == self._stamps and not _fresh(stamps):
+                return self._loaded
+            # Before the read: a write during it shows as a change at the next get.
+            digests = tuple(_digest(p) for p in paths)
+            if self._loaded is None or digests != self._digests:
+                self._loaded = load_settings(config)
+                named = self._paths(config, self._loaded)
+                if named != paths:  # an accounts file named or renamed just now
+                    paths, stamps = named, tuple(_file_stamp(p) for p in named)
+                    digests = tuple(_digest(p) for p in named)
+            self._stamps, self._digests = stamps, digests
+            return self._loaded
+
+    def forget(self) -> None:
+        """Read the files again at the next `get`, changed or not."""
+        with self._lock:
+            self._loaded = None
+
+    @staticmethod
+    def _paths(config: Path | None, loaded: Settings | None) -> tuple[Path | None, ...]:
+        if loaded is None or loaded.accounts_file is None:
+            return (config,)
+        return (config, _accounts_path(loaded.accounts_file, config))
+
+
+FRESH_NS = 2_000_000_000
+
+
+def _fresh(stamps: tuple[FileStamp, ...]) -> bool:
+    recent = time.time_ns() - FRESH_NS
+    return any(stamp is not None and stamp[1] > recent for stamp in stamps)
+
+
+def _file_stamp(path: Path | None) -> FileStamp:
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), found.st_mtime_ns, found.st_size)
+
+
+def _digest(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+    except OSError:
+        return b"missing"
 
 
 def export_environment(

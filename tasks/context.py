@@ -7,7 +7,6 @@ inside them and never passed between tasks.
 from __future__ import annotations
 
 import atexit
-import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,19 +14,24 @@ from contextlib import contextmanager
 from posguard.okx import OkxClient
 from posguard.okx.cache import PublicCache
 from posguard.registry import Registry
-from posguard.settings import Settings, load_settings
+from posguard.settings import LiveSettings, Settings
 
 # Public market data shared by the accounts a process checks (see posguard.okx.cache).
 PUBLIC_CACHE = PublicCache()
 
 
-@functools.lru_cache(maxsize=1)
+# Read again when posguard.toml or its accounts file changes: a warm serving process lives for
+# days, and an edited file takes effect at the next run, as with a process per run.
+_SETTINGS = LiveSettings()
+
+
 def settings() -> Settings:
-    return load_settings()
+    return _SETTINGS.get()
 
 
 def reload_settings() -> Settings:
-    settings.cache_clear()
+    """Read the settings again now (the environment may have changed: tests, the demo)."""
+    _SETTINGS.forget()
     return settings()
 
 
