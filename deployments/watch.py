@@ -17,7 +17,8 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from prefect.events import emit_event
@@ -25,7 +26,7 @@ from prefect.settings import get_current_settings
 
 from posguard.errors import ConfigError
 from posguard.progress import lines_on_stderr
-from posguard.settings import Settings
+from posguard.settings import LiveSettings, Settings
 from posguard.watch import Notice, StreamAccount, StreamTiming, Watcher
 from tasks.publish import POSITION_CHANGED, account_resource, instrument_related
 
@@ -103,11 +104,27 @@ def stream_accounts(settings: Settings, names: Sequence[str] | None = None) -> l
     return streams
 
 
-def watcher_for(settings: Settings, names: Sequence[str] | None = None) -> Watcher:
+def current_account(live: LiveSettings) -> Callable[[str], StreamAccount | None]:
+    """An account's stream as the settings files say now (None once it is taken out): a key
+    rotated in posguard.toml is used at the next login without a restart. Accounts added to
+    the settings need a restart of the watcher (and of `posguard serve`, whose deployments
+    are per account)."""
+
+    def current(name: str) -> StreamAccount | None:
+        settings = live.get()
+        return stream_accounts(settings, [name])[0] if name in settings.accounts else None
+
+    return current
+
+
+def watcher_for(
+    settings: Settings, names: Sequence[str] | None = None, live: LiveSettings | None = None
+) -> Watcher:
     config = settings.watch
     return Watcher(
         stream_accounts(settings, names),
         publish,
+        refresh=None if live is None else current_account(live),
         quiet_seconds=config.quiet_seconds,
         max_seconds=config.max_delay_seconds,
         timing=StreamTiming(
@@ -117,10 +134,15 @@ def watcher_for(settings: Settings, names: Sequence[str] | None = None) -> Watch
 
 
 def watch(
-    settings: Settings, names: Sequence[str] | None = None, status_seconds: float = 60
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    status_seconds: float = 60,
+    config_file: Path | None = None,
 ) -> int:
-    """Watch until SIGTERM or Ctrl-C; a status line every `status_seconds` on stderr."""
-    watcher = watcher_for(settings, names)
+    """Watch until SIGTERM or Ctrl-C; a status line every `status_seconds` on stderr. The
+    settings files (`config_file`, or where `settings` came from) are read again before
+    each reconnect."""
+    watcher = watcher_for(settings, names, LiveSettings(config_file))
     if not get_current_settings().api.url:
         raise ConfigError(
             "PREFECT_API_URL is not set: the events would go to a private server nobody "

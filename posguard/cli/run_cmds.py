@@ -107,4 +107,4 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(config)
         from deployments.watch import watch
 
-        raise typer.Exit(guarded(lambda: watch(settings, account, status_seconds)))
+        raise typer.Exit(guarded(lambda: watch(settings, account, status_seconds, config)))

@@ -6,7 +6,8 @@ closes a silent connection after 30 s anyway). Any end but a stop reconnects wit
 and jitter (a desk of accounts must not reconnect in step), logs in again and subscribes
 again: OKX forgets both with the connection. A login refused for the credentials waits
 `refused_retry_seconds` before trying again (the error names the account and what to fix;
-hammering a wrong key only spends its login quota). New connections pass one gate per
+hammering a wrong key only spends its login quota), or less when the settings give the account
+other credentials: each reconnect logs in as the settings files say then (`refresh`). New connections pass one gate per
 process: OKX allows 3 per second per IP.
 """
 
@@ -79,6 +80,9 @@ class StreamTiming:
     backoff_first_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     refused_retry_seconds: float = 300.0
+    # While a login is refused for its credentials: how often the settings are read again, so
+    # that a key mended in posguard.toml logs in within this, not at the next retry.
+    refresh_seconds: float = 5.0
     # No positions push (OKX's regular snapshot comes about every 5 s) for this long: the
     # subscription is gone on the venue's side; reconnect.
     silence_seconds: float = 60.0
@@ -153,6 +157,11 @@ class Backoff:
         self.failures = 0
 
 
+# The account as the settings say now: None when it is no longer configured. It raises what
+# reading the settings raises (a broken edit: the stream keeps the account it has).
+Refresh = Callable[[], StreamAccount | None]
+
+
 async def run_stream(
     account: StreamAccount,
     on_frame: Callable[[str, Frame], None],
@@ -161,18 +170,32 @@ async def run_stream(
     gate: ConnectGate,
     timing: StreamTiming | None = None,
     status: StreamStatus | None = None,
+    refresh: Refresh | None = None,
 ) -> None:
-    """Keep `account`'s stream open until `stopping` is set; every frame goes to `on_frame`."""
+    """Keep `account`'s stream open until `stopping` is set; every frame goes to `on_frame`.
+    With `refresh`, each reconnect logs in as the settings say then (a rotated key: OKX
+    closes with 4007 and the next login uses the new one), and an account taken out of the
+    settings stops."""
     status = status or StreamStatus()
     timing = timing or StreamTiming()
     backoff = Backoff(timing.backoff_first_seconds, timing.backoff_max_seconds)
+    first = True
     while not stopping.is_set():
+        if not first and refresh is not None:
+            current = _refreshed(account, refresh)
+            if current is None:
+                status.move("stopped", f"account {account.name}: no longer in the settings")
+                logger.warning("account %s: no longer in the settings; not watched", account.name)
+                return
+            account = current
+        first = False
         if not await gate.wait(stopping):
             break
         status.connects += 1
         status.move("connecting")
         began = time.monotonic()
         delay: float
+        refused = False
         try:
             await _until_stopped(_session(account, on_frame, timing, status, backoff), stopping)
             if stopping.is_set():
@@ -185,10 +208,12 @@ async def run_stream(
             status.move("reconnecting", f"account {account.name}: service upgrade announced")
         except VenueRefused as exc:
             refusal = exc.refusal
-            wait = timing.refused_retry_seconds if refusal.credentials else backoff.next()
+            refused = refusal.credentials
+            wait = timing.refused_retry_seconds if refused else backoff.next()
             text = (
                 f"account {account.name}: OKX refused the stream ({refusal.code} "
                 f"{refusal.safe_msg}): {refusal.advice()}; trying again in {wait:.0f} s"
+                + (" or once its credentials change in the settings" if refused and refresh else "")
             )
             logger.error(text)
             status.move("refused", text)
@@ -203,11 +228,48 @@ async def run_stream(
             logger.error(text)
             status.move("stopped", text)
             return
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stopping.wait()
+        if refused and refresh is not None:
+            await _until_changed(account, refresh, delay, timing.refresh_seconds, stopping)
+        elif delay > 0:
+            await _sleep_unless_stopped(delay, stopping)
     status.move("stopped")
+
+
+def _refreshed(account: StreamAccount, refresh: Refresh) -> StreamAccount | None:
+    try:
+        return refresh()
+    except Exception as exc:  # a broken edit must not end the stream
+        logger.error(
+            "account %s: settings not read again (%s); keeping the account as it was",
+            account.name,
+            exc,
+        )
+        return account
+
+
+async def _until_changed(
+    account: StreamAccount,
+    refresh: Refresh,
+    longest: float,
+    every: float,
+    stopping: asyncio.Event,
+) -> None:
+    """Wait out a refusal for the credentials, or until the settings give the account other
+    ones (or none): a mended key need not wait for the retry."""
+    deadline = time.monotonic() + longest
+    while not stopping.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await _sleep_unless_stopped(min(every, left), stopping)
+        if _refreshed(account, refresh) != account:
+            return
+
+
+async def _sleep_unless_stopped(seconds: float, stopping: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stopping.wait()
 
 
 async def _until_stopped(session: Coroutine[Any, Any, None], stopping: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ truth: the schedule stays the safety net.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +62,10 @@ class Watcher:
         timing: StreamTiming | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        refresh: Callable[[str], StreamAccount | None] | None = None,
     ) -> None:
+        """`refresh(name)`: the account as the settings say now (None: no longer there),
+        read before each reconnect; without it, the accounts stay as given."""
         names = [a.name for a in accounts]
         if len(set(names)) != len(names):
             raise ValueError("each account is watched once")
@@ -70,6 +74,7 @@ class Watcher:
         self.timing = timing or StreamTiming()
         self.clock = clock
         self.wall_ms = wall_ms
+        self.refresh = refresh
         self.books = {a.name: ObservedBook() for a in accounts}
         self.status = {a.name: StreamStatus() for a in accounts}
         self.debouncer = Debouncer(quiet_seconds, max_seconds)
@@ -131,6 +136,9 @@ class Watcher:
                 gate=gate,
                 timing=self.timing,
                 status=self.status[account.name],
+                refresh=None
+                if self.refresh is None
+                else functools.partial(self.refresh, account.name),
             )
             for account in self.accounts
         ]

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ import pytest
 from pydantic import SecretStr
 from websockets.asyncio.server import ServerConnection, serve
 
+from deployments.watch import current_account, stream_accounts
+from posguard.settings import LiveSettings
 from posguard.sim import SimExchange, SimServer
 from posguard.watch import Notice, StreamAccount, StreamStatus, StreamTiming, Watcher
 from posguard.watch.connection import ConnectGate, run_stream
@@ -381,3 +384,71 @@ def test_the_login_is_dated_by_okx_clock_not_this_machines() -> None:
         with running(skewed_watcher(server, None)) as watcher:
             until(lambda: watcher.status["main"].state == "refused")
     assert "60006" in (watcher.status["main"].last_error or "")
+
+
+def settings_text(server: SimServer, secret: str, name: str = "main") -> str:
+    return (
+        f"[accounts.{name}]\n"
+        f'api_key = "{MAIN["api_key"]}"\n'
+        f'secret_key = "{secret}"\n'
+        f'passphrase = "{MAIN["passphrase"]}"\n'
+        "demo = true\n"
+        f'base_url = "{server.base_url}"\n'
+    )
+
+
+def test_a_key_mended_in_the_settings_logs_in_without_a_restart_or_the_retry_wait(
+    tmp_path: Path,
+) -> None:
+    """A refused login re-reads posguard.toml every few seconds: the mended secret logs in
+    long before the refused retry (30 s here); an account taken out of the settings stops at
+    its next reconnect."""
+    config = tmp_path / "posguard.toml"
+    with SimServer(SimExchange(opened())) as server:
+        config.write_text(settings_text(server, "not-the-secret"))
+        live = LiveSettings(config)
+        timing = StreamTiming(
+            backoff_first_seconds=0.2, refused_retry_seconds=30, refresh_seconds=0.2
+        )
+        watcher = Watcher(
+            stream_accounts(live.get()),
+            lambda _notice: None,
+            timing=timing,
+            refresh=current_account(live),
+        )
+        with running(watcher):
+            until(lambda: watcher.status["main"].state == "refused")
+            config.write_text(settings_text(server, MAIN["secret_key"]))
+            until(lambda: watcher.status["main"].sessions == 1, timeout=5)
+            assert watcher.status["main"].connects == 2
+
+            config.write_text(settings_text(server, MAIN["secret_key"], name="desk"))
+            httpx.post(f"{server.base_url}/__sim__/ws/drop", json={"account": "main"})
+            until(lambda: watcher.status["main"].state == "stopped")
+            assert watcher.status["main"].last_error == "account main: no longer in the settings"
+
+
+def test_a_settings_file_broken_while_streaming_keeps_the_account_as_it_was(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "posguard.toml"
+    with (
+        caplog.at_level(logging.ERROR, logger="posguard.watch"),
+        SimServer(SimExchange(opened())) as server,
+    ):
+        config.write_text(settings_text(server, MAIN["secret_key"]))
+        live = LiveSettings(config)
+        timing = StreamTiming(backoff_first_seconds=0.2, backoff_max_seconds=0.5)
+        watcher = Watcher(
+            stream_accounts(live.get()),
+            lambda _notice: None,
+            timing=timing,
+            refresh=current_account(live),
+        )
+        with running(watcher):
+            until(lambda: watcher.status["main"].sessions == 1)
+            config.write_text("[accounts.main\n")  # half-saved
+            httpx.post(f"{server.base_url}/__sim__/ws/drop", json={"account": "main"})
+            until(lambda: watcher.status["main"].sessions == 2)
+    assert "settings not read again" in caplog.text
+    assert "keeping the account as it was" in caplog.text
