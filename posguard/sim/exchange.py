@@ -98,6 +98,11 @@ class SimExchange:
     # subscribers get a full snapshot this often unless they ask otherwise.
     ws_idle_seconds: float = 30.0
     ws_regular_push_seconds: float = 5.0
+    # Frames waiting for one connection before it is closed 4005 "Buffer is full" (OKX
+    # publishes no size). A tick queues its pushes before any is written, a page per 100
+    # positions and a balance_and_position message per change: far below this for a client
+    # that reads, unless a simulated-clock jump plays thousands of one account's steps.
+    ws_outbox_frames: int = 4096
     lock: threading.RLock = field(default_factory=threading.RLock)
     # The stream's change signal: position_seq grows under the lock with every change, so a
     # pusher compares one int (no lock) and reads position_changes only when it moved.

@@ -4,8 +4,13 @@ Every 50 ms (OKX's aggregation window) the loop reads the exchange's change sign
 (`position_seq`, one int), pushes an `event_update` of the changed positions and one
 balance_and_position message per change, then the regular snapshots that are due (so an
 event goes before a coinciding regular push). It also closes idle connections (4004) and
-those whose account a scenario load removed or re-keyed (4007), and applies the stream
-faults: ws_drop, ws_miss_push, ws_delay_push, ws_upgrade_notice (scenario.py).
+those whose account a scenario load removed or re-keyed (4007), cuts a connection whose close
+frame its client has not taken for `exchange.ws_idle_seconds`, and applies the stream faults:
+ws_drop, ws_miss_push, ws_delay_push, ws_upgrade_notice (scenario.py).
+
+Each connection's outbox holds at most `exchange.ws_outbox_frames` frames: a client that
+stops reading fills it, and the next frame closes the connection with 4005 "Buffer is full"
+instead of growing the simulator's memory.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.05
 IDLE_REASON = "No data received in 30s."
+BUFFER_FULL_CODE = 4005
+BUFFER_FULL_REASON = "Buffer is full"
 UPGRADE_MESSAGE = "The connection will soon be closed for a service upgrade. Please reconnect."
 
 
@@ -48,7 +55,7 @@ class Close:
 class Connection:
     """One client: its login, its subscriptions, and an outbox drained in order."""
 
-    def __init__(self, websocket: WebSocket, *, private: bool) -> None:
+    def __init__(self, websocket: WebSocket, *, private: bool, outbox_frames: int) -> None:
         self.websocket = websocket
         self.private = private
         self.conn_id = secrets.token_hex(4)
@@ -61,14 +68,34 @@ class Connection:
         self.ops = SlidingWindow()
         self.noticed = False
         self.closing = False
+        self.closing_since: float | None = None  # monotonic: when its close frame was queued
+        self.cut = False
+        # Bounded by send(), not by the queue, so that a close frame always fits behind it.
+        self.outbox_frames = outbox_frames
         self.outbox: asyncio.Queue[str | Close] = asyncio.Queue()
 
     def send(self, message: dict[str, Any] | str) -> None:
-        if not self.closing:
-            text = (
-                message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
-            )
-            self.outbox.put_nowait(text)
+        if self.closing:
+            return
+        if self.outbox.qsize() >= self.outbox_frames:
+            self._buffer_full()
+            return
+        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        self.outbox.put_nowait(text)
+
+    def _buffer_full(self) -> None:
+        # The frames still queued would reach a client that is being closed anyway: dropping
+        # them frees the memory now and puts the close frame next in line. UNCONFIRMED: the
+        # facts sheet names close 4005 "Buffer is full", not what OKX does with its buffer.
+        logger.warning(
+            "stream connection %s (account %s) stopped reading: %s frames queued, closing 4005",
+            self.conn_id,
+            self.account,
+            self.outbox.qsize(),
+        )
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+        self.close(BUFFER_FULL_CODE, BUFFER_FULL_REASON)
 
     def send_later(self, seconds: float, message: dict[str, Any]) -> None:
         asyncio.get_running_loop().call_later(seconds, self.send, message)
@@ -85,10 +112,19 @@ class Connection:
         if not self.closing:
             self.outbox.put_nowait(Close(code, reason))
             self.closing = True
+            self.closing_since = time.monotonic()
+
+    def close_overdue(self, clock: float, grace: float) -> bool:
+        """Whether a close has waited more than `grace` seconds behind a client that reads
+        nothing (the writer blocks on a full socket, so the close frame never leaves)."""
+        return (
+            self.closing_since is not None and not self.cut and clock - self.closing_since > grace
+        )
 
     def abort(self) -> None:
         """Cut the TCP connection without a close frame, as a network failure would."""
         self.closing = True
+        self.cut = True
         # uvicorn hands the app its protocol's bound receive; its transport is the socket.
         protocol = getattr(getattr(self.websocket, "_receive", None), "__self__", None)
         abort = getattr(getattr(protocol, "transport", None), "abort", None)
@@ -193,10 +229,15 @@ class Pusher:
         self._push_regular(clock, renderer)
 
     def _expire(self, clock: float) -> None:
+        idle = self.exchange.ws_idle_seconds
         for conn in list(self.connections.values()):
             if conn.closing:
+                # OKX breaks a connection nothing could be pushed on for 30 s; without the cut,
+                # a client that reads nothing would keep its connection and tasks forever.
+                if conn.close_overdue(clock, idle):
+                    conn.abort()
                 continue
-            if clock - conn.last_received > self.exchange.ws_idle_seconds:
+            if clock - conn.last_received > idle:
                 conn.close(4004, IDLE_REASON)
             elif conn.account is not None:
                 account = self.exchange.accounts.get(conn.account)

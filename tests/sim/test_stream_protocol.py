@@ -4,6 +4,7 @@ errors, ping/pong, the idle close, the public endpoint, the limits and the contr
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from posguard.sim import SimExchange, SimServer
 from tests.sim.conftest import control, shipped
 from tests.sim.stream_helpers import (
+    POSITIONS,
     PRIVATE,
     login_request,
     private,
@@ -165,6 +167,46 @@ def test_bad_requests_get_okx_errors_and_keep_the_connection(server: SimServer) 
     assert answers[3]["msg"].startswith('Invalid request: {"op": "subscribe", "argss"')
     assert answers[6]["msg"] == "Wrong URL or channel:tickerz,instId:XRP-USDT-SWAP doesn't exist"
     assert answers[-1] == "pong"
+
+
+def positions_args(size: int) -> list[dict[str, Any]]:
+    """`positions` args whose compact JSON is `size` bytes: the padding rides in
+    extraParams, which the simulator reads only for its updateInterval."""
+
+    def padded(pad: int) -> list[dict[str, Any]]:
+        extra = json.dumps({"updateInterval": "0", "pad": "x" * pad})
+        return [{**POSITIONS, "extraParams": extra}]
+
+    def length(args: list[dict[str, Any]]) -> int:
+        return len(json.dumps(args, separators=(",", ":")))
+
+    args = padded(size - length(padded(0)))
+    assert length(args) == size
+    return args
+
+
+def test_a_subscribe_over_64_kb_is_refused_and_the_connection_stays(server: SimServer) -> None:
+    async def scenario() -> tuple[Any, list[Any], Any, Any]:
+        async with private(server) as ws:
+            await send(ws, {"id": "big1", "op": "subscribe", "args": positions_args(65_537)})
+            refused = await receive(ws)
+            listed = await asyncio.to_thread(control, server, "ws")
+            await send(ws, "ping")
+            pong = await receive(ws)
+            await send(ws, {"id": "big2", "op": "subscribe", "args": positions_args(65_536)})
+            return refused, listed, pong, await receive(ws)
+
+    refused, listed, pong, taken = asyncio.run(scenario())
+    assert refused == {
+        "id": "big1",
+        "event": "error",
+        "code": "60013",
+        "msg": "Invalid args",
+        "connId": refused["connId"],
+    }
+    assert [c["channels"] for c in listed if c["connId"] == refused["connId"]] == [[]]
+    assert pong == "pong"
+    assert (taken["id"], taken["event"]) == ("big2", "subscribe")
 
 
 def test_silent_channels_are_acknowledged_and_unsubscribe_works(server: SimServer) -> None:
