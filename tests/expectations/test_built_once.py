@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import great_expectations.expectations as gxe
 
 from expectations import built_once as gx_once
@@ -36,6 +38,24 @@ def test_a_suite_expectation_gives_a_new_configuration_on_every_read() -> None:
     first.kwargs["value_set"] = ["net"]
     assert ours.configuration is not first
     assert ours.configuration.kwargs["value_set"] == {"$PARAMETER": "allowed_pos_sides"}
+
+
+def test_a_kept_configuration_follows_the_fields_copies_and_pickles() -> None:
+    ours = gx_once.Between(column="lever", min_value=0, batch_id="b")
+    assert ours.configuration.kwargs["min_value"] == 0
+    ours.min_value = 5  # a field set again: built again
+    assert ours.configuration.kwargs["min_value"] == 5
+    copied = ours.copy(update={"column": "other"})  # pydantic copies the private cache too
+    assert copied.configuration.kwargs["column"] == "other"
+    again = pickle.loads(pickle.dumps(ours))
+    assert again.configuration.kwargs == ours.configuration.kwargs
+
+
+def test_a_run_bound_expectation_still_naming_a_parameter_is_built_on_every_read() -> None:
+    ours = gx_once.InSet(
+        column="mode_pos_side", value_set={"$PARAMETER": "allowed_pos_sides"}, batch_id="b"
+    )
+    assert ours.configuration is not ours.configuration
 
 
 def test_every_rule_is_declared_with_posguards_classes() -> None:
