@@ -536,7 +536,8 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         _config_path.reset(token)
 
 
-FileStamp = tuple[str, int, int] | None  # path, mtime_ns, size; None: no such file
+# path, inode, mtime_ns, ctime_ns, size; None: no file named
+FileStamp = tuple[str, int, int, int, int] | None
 
 
 class LiveSettings:
@@ -544,35 +545,47 @@ class LiveSettings:
     when their TOML file or accounts file changed: an edited posguard.toml (a rotated key, a
     threshold) takes effect at the next read, as it did when every run was a new process.
 
-    Unchanged files cost a `stat` each per read; a file whose stamp moved, or that was written
-    in the last two seconds (a second write can keep its size and time), is compared by
-    content. Environment variables are read once: a process cannot see its environment
-    change. A file that no longer loads raises its `ConfigError` on every read until it is
+    Unchanged files cost a `stat` each per read. A stamp (inode, size, modification and change
+    times) taken within two seconds of reading the file could miss a second write in the same
+    clock tick, so until a read finds it older, the content is compared too. The environment
+    is read again with the files, not watched. The file found first stays the file: if it
+    goes (an editor saving by renaming), reads fail naming it instead of falling back to the
+    defaults. A file that no longer loads raises its `ConfigError` on every read until it is
     mended: nothing runs on settings half-read."""
 
     def __init__(self, config_file: Path | None = None) -> None:
         self._explicit = config_file
+        self._found: Path | None = None  # the default ./posguard.toml, once found
         self._loaded: Settings | None = None
         self._stamps: tuple[FileStamp, ...] = ()
         self._digests: tuple[bytes | None, ...] = ()
+        self._racy = True
         self._lock = threading.Lock()
 
     def get(self) -> Settings:
         with self._lock:
-            config = config_file_path(self._explicit)
+            config = config_file_path(self._explicit) or self._found
             paths = self._paths(config, self._loaded)
             stamps = tuple(_file_stamp(p) for p in paths)
-            if self._loaded is not None and stamps == self._stamps and not _fresh(stamps):
+            if self._loaded is not None and stamps == self._stamps and not self._racy:
                 return self._loaded
+            read_ns = time.time_ns()
             # Before the read: a write during it shows as a change at the next get.
             digests = tuple(_digest(p) for p in paths)
             if self._loaded is None or digests != self._digests:
-                self._loaded = load_settings(config)
-                named = self._paths(config, self._loaded)
-                if named != paths:  # an accounts file named or renamed just now
-                    paths, stamps = named, tuple(_file_stamp(p) for p in named)
-                    digests = tuple(_digest(p) for p in named)
+                loaded = load_settings(config)
+                self._found = config
+                if self._paths(config, loaded) != paths:
+                    # An accounts file named just now was read without a digest before:
+                    # compare it at the next get.
+                    paths = self._paths(config, loaded)
+                    stamps, digests = tuple(_file_stamp(p) for p in paths), ()
+                self._loaded = loaded
             self._stamps, self._digests = stamps, digests
+            self._racy = not digests or any(
+                stamp is not None and max(stamp[2], stamp[3]) >= read_ns - RACY_NS
+                for stamp in stamps
+            )
             return self._loaded
 
     def forget(self) -> None:
@@ -587,12 +600,8 @@ class LiveSettings:
         return (config, _accounts_path(loaded.accounts_file, config))
 
 
-FRESH_NS = 2_000_000_000
-
-
-def _fresh(stamps: tuple[FileStamp, ...]) -> bool:
-    recent = time.time_ns() - FRESH_NS
-    return any(stamp is not None and stamp[1] > recent for stamp in stamps)
+# Coarser than any clock tick of a file system posguard runs on (some keep 1-2 s).
+RACY_NS = 2_000_000_000
 
 
 def _file_stamp(path: Path | None) -> FileStamp:
@@ -601,8 +610,8 @@ def _file_stamp(path: Path | None) -> FileStamp:
     try:
         found = path.stat()
     except OSError:
-        return (str(path), -1, -1)
-    return (str(path), found.st_mtime_ns, found.st_size)
+        return (str(path), -1, -1, -1, -1)
+    return (str(path), found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size)
 
 
 def _digest(path: Path | None) -> bytes | None:

@@ -1,4 +1,5 @@
-"""What tasks share: settings (read once per process) and the clients and registry they open.
+"""What tasks share: settings (read again when their files change) and the clients and registry
+they open.
 
 Tasks receive plain data (the account's name); clients and database engines are opened
 inside them and never passed between tasks.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ base_url = "http://127.0.0.1:1"
 """
 
 
-def write(path: Path, grace: float, key: int = 1, *, extra: str = "") -> None:
-    path.write_text(f"[drift]\ngrace_seconds = {grace}\n{extra}" + ACCOUNT.format(n=key))
+def write(path: Path, grace: float, key: int = 1) -> None:
+    path.write_text(f"[drift]\ngrace_seconds = {grace}\n" + ACCOUNT.format(n=key))
 
 
 def age(path: Path, seconds: float = 10) -> None:
@@ -83,3 +84,39 @@ def test_the_accounts_file_is_followed_too(tmp_path: Path) -> None:
     again = live.get()
     assert again.account("desk").api_key.get_secret_value() == "a-2"
     assert set(again.accounts) == {"desk", "book"}
+
+
+def test_a_read_just_after_a_write_compares_content_until_the_file_is_older(
+    tmp_path: Path,
+) -> None:
+    """The "racy" stamp: a write in the same clock tick as the one a read saw, with the same
+    size, is still seen once the tick is long past (file systems with coarse times)."""
+    config = tmp_path / "posguard.toml"
+    write(config, 5)
+    age(config)
+    live = LiveSettings(config)
+    assert live.get().drift.grace_seconds == 5
+    write(config, 4)
+    tick = config.stat().st_mtime_ns
+    assert live.get().drift.grace_seconds == 4
+    write(config, 3)
+    os.utime(config, ns=(tick, tick))  # the same time and size as the write just read
+    time.sleep(2.1)  # the tick is long past when the next read comes
+    assert live.get().drift.grace_seconds == 3
+
+
+def test_the_default_file_going_missing_fails_reads_instead_of_using_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POSGUARD_CONFIG", raising=False)
+    config = tmp_path / "posguard.toml"
+    config.write_text(f'registry_url = "sqlite:///{tmp_path / "mine.db"}"\n' + ACCOUNT.format(n=1))
+    live = LiveSettings()
+    assert "mine.db" in live.get().registry_url
+    aside = tmp_path / "posguard.toml~"
+    config.rename(aside)  # an editor saving by renaming
+    with pytest.raises(ConfigError, match="does not exist"):
+        live.get()
+    aside.rename(config)
+    assert "mine.db" in live.get().registry_url
