@@ -7,14 +7,15 @@ and jitter (a desk of accounts must not reconnect in step), logs in again and su
 again: OKX forgets both with the connection. A login refused for the credentials waits
 `refused_retry_seconds` before trying again (the error names the account and what to fix;
 hammering a wrong key only spends its login quota), or less when the settings give the account
-other credentials: each reconnect logs in as the settings files say then (`refresh`). New connections pass one gate per
-process: OKX allows 3 per second per IP.
+other credentials: each reconnect logs in as the settings files say then (`refresh`). New
+connections pass one gate per process: OKX allows 3 per second per IP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -69,7 +70,8 @@ class StreamAccount:
     # OKX's REST base URL: its public/time dates the login, as the REST client dates its
     # requests (OKX refuses a login 30 s off its clock: 60006). None: this machine's clock.
     time_url: str | None = None
-    wall_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+    # Not part of who the account is: a refreshed account is the same one under any clock.
+    wall_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000, compare=False)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ class StreamTiming:
 
 @dataclass
 class StreamStatus:
-    state: str = "starting"  # connecting, subscribed, reconnecting, refused, stopped
+    # connecting, subscribed, reconnecting, refused, removed (from the settings), stopped
+    state: str = "starting"
     connects: int = 0
     sessions: int = 0  # logged in and subscribed
     last_error: str | None = None
@@ -179,15 +182,16 @@ async def run_stream(
     status = status or StreamStatus()
     timing = timing or StreamTiming()
     backoff = Backoff(timing.backoff_first_seconds, timing.backoff_max_seconds)
+    settings = None if refresh is None else _Settings(refresh)
     first = True
     while not stopping.is_set():
-        if not first and refresh is not None:
-            current = _refreshed(account, refresh)
-            if current is None:
-                status.move("stopped", f"account {account.name}: no longer in the settings")
-                logger.warning("account %s: no longer in the settings; not watched", account.name)
-                return
-            account = current
+        if not first and settings is not None:
+            found = await settings.account(account)
+            if found is None:
+                found = await _until_configured(account, settings, timing, status, stopping)
+                if found is None:
+                    break
+            account = found
         first = False
         if not await gate.wait(stopping):
             break
@@ -228,28 +232,62 @@ async def run_stream(
             logger.error(text)
             status.move("stopped", text)
             return
-        if refused and refresh is not None:
-            await _until_changed(account, refresh, delay, timing.refresh_seconds, stopping)
+        if refused and settings is not None:
+            await _until_changed(account, settings, delay, timing.refresh_seconds, stopping)
         elif delay > 0:
             await _sleep_unless_stopped(delay, stopping)
     status.move("stopped")
 
 
-def _refreshed(account: StreamAccount, refresh: Refresh) -> StreamAccount | None:
-    try:
-        return refresh()
-    except Exception as exc:  # a broken edit must not end the stream
-        logger.error(
-            "account %s: settings not read again (%s); keeping the account as it was",
-            account.name,
-            exc,
-        )
-        return account
+class _Settings:
+    """The account as the settings say now, read off the event loop (a file system that hangs
+    must not stall every stream's keepalive). A read that fails keeps the account as it was
+    and is said once per reason, not once per account and try."""
+
+    def __init__(self, refresh: Refresh) -> None:
+        self.refresh = refresh
+        self._said: str | None = None
+
+    async def account(self, account: StreamAccount) -> StreamAccount | None:
+        try:
+            found = await asyncio.to_thread(self.refresh)
+        except Exception as exc:  # a broken edit must not end the stream
+            if str(exc) != self._said:
+                self._said = str(exc)
+                logger.error(
+                    "account %s: settings not read again (%s); keeping the account as it was",
+                    account.name,
+                    exc,
+                )
+            return account
+        self._said = None
+        # The clock logins are dated with stays the one this stream was given.
+        return None if found is None else dataclasses.replace(found, wall_ms=account.wall_ms)
+
+
+async def _until_configured(
+    account: StreamAccount,
+    settings: _Settings,
+    timing: StreamTiming,
+    status: StreamStatus,
+    stopping: asyncio.Event,
+) -> StreamAccount | None:
+    """The account is not in the settings (taken out, or a file caught half-saved): not
+    watched until it is back. None: stopped meanwhile."""
+    text = f"account {account.name}: not in the settings; watching again once it is"
+    logger.warning(text)
+    status.move("removed", text)
+    while not stopping.is_set():
+        await _sleep_unless_stopped(timing.refresh_seconds, stopping)
+        found = await settings.account(account)
+        if found is not None:
+            return found
+    return None
 
 
 async def _until_changed(
     account: StreamAccount,
-    refresh: Refresh,
+    settings: _Settings,
     longest: float,
     every: float,
     stopping: asyncio.Event,
@@ -262,7 +300,7 @@ async def _until_changed(
         if left <= 0:
             return
         await _sleep_unless_stopped(min(every, left), stopping)
-        if _refreshed(account, refresh) != account:
+        if await settings.account(account) != account:
             return
 
 

@@ -401,8 +401,8 @@ def test_a_key_mended_in_the_settings_logs_in_without_a_restart_or_the_retry_wai
     tmp_path: Path,
 ) -> None:
     """A refused login re-reads posguard.toml every few seconds: the mended secret logs in
-    long before the refused retry (30 s here); an account taken out of the settings stops at
-    its next reconnect."""
+    long before the refused retry (30 s here). An account taken out of the settings (or a file
+    caught half-saved) is not watched from its next reconnect until it is back."""
     config = tmp_path / "posguard.toml"
     with SimServer(SimExchange(opened())) as server:
         config.write_text(settings_text(server, "not-the-secret"))
@@ -422,10 +422,18 @@ def test_a_key_mended_in_the_settings_logs_in_without_a_restart_or_the_retry_wai
             until(lambda: watcher.status["main"].sessions == 1, timeout=5)
             assert watcher.status["main"].connects == 2
 
-            config.write_text(settings_text(server, MAIN["secret_key"], name="desk"))
+            config.write_text("")  # half-saved
             httpx.post(f"{server.base_url}/__sim__/ws/drop", json={"account": "main"})
-            until(lambda: watcher.status["main"].state == "stopped")
-            assert watcher.status["main"].last_error == "account main: no longer in the settings"
+            until(lambda: watcher.status["main"].state == "removed")
+            assert "account main: not in the settings" in (watcher.status["main"].last_error or "")
+            config.write_text(settings_text(server, MAIN["secret_key"]))
+            until(lambda: watcher.status["main"].sessions == 2, timeout=5)
+
+
+def test_an_account_is_the_same_under_any_clock() -> None:
+    # A refreshed account equal to the one refused is no reason to try again at once.
+    account = StreamAccount("main", "ws://x", SecretStr("k"), SecretStr("s"), SecretStr("p"))
+    assert dataclasses.replace(account, wall_ms=lambda: 1) == account
 
 
 def test_a_settings_file_broken_while_streaming_keeps_the_account_as_it_was(
