@@ -43,10 +43,11 @@ from tasks.context import reload_settings
 
 SCENARIO = "incident-2025-12-20"
 ACCOUNT = "main"
-# [drift] grace_seconds is the bot's write lag with room to spare. The demo's bot records each
-# trade at the moment it makes it (the scenario's registry_write steps share their trade's
-# time), so 3 s is ample; posguard's default, 5 s, is for a bot nobody has measured. A change
-# outside the bot cannot be confirmed sooner than this after it (issue 16's latency floor).
+# [drift] grace_seconds is the bot's write lag with room to spare. The demo's bot writes at its
+# trades' times (the scenario's registry_write steps share them), and live, the screen plays
+# the writes due every 2 s: up to 2 s late, so 3 s leaves a second. posguard's default, 5 s,
+# is for a bot nobody has measured. A change outside the bot cannot be confirmed sooner than
+# this after it (issue 16's latency floor).
 GRACE_SECONDS = 3
 
 

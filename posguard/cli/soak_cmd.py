@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
             rate = summary["lives"] / result.seconds if result.seconds else 0.0
             typer.echo(
                 f"{summary['lives']} lives, {summary['polls']} polls, "
-                f"{summary['true_discrepancies']} real discrepancies, "
+                f"{summary['true_discrepancies']} real discrepancies "
+                f"(grace {summary['grace_seconds']:g} s), "
                 f"{result.seconds:.1f} s ({rate:.1f} lives/s)"
             )
             delay = summary["confirmed_after_seconds"]
