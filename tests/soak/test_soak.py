@@ -48,8 +48,10 @@ def test_a_shorter_grace_window_keeps_every_count_zero_and_confirms_sooner(
     for grace in ("3", "5"):
         result = runner.invoke(
             app,
-            ["soak", "--lives", "8", "--seed", "20251220", "--workers", "1", "--json"]
-            + ["--grace", grace, "--out", str(tmp_path)],
+            [
+                *("soak", "--lives", "8", "--seed", "20251220", "--workers", "1", "--json"),
+                *("--grace", grace, "--out", str(tmp_path)),
+            ],
         )
         assert result.exit_code == 0, result.output
         summaries[grace] = json.loads(result.stdout)
