@@ -1,8 +1,11 @@
 """Running the suites: one GX context per process, built once; every failure names its rows.
 
 GX costs seconds to import and tens of milliseconds to set up; a scheduled flow pays that once
-per process, then each validation is a run of two prebuilt validation definitions over the
-snapshot frames with result_format COMPLETE and the position key as index columns.
+per process. Each validation then runs a prebuilt suite over the snapshot frame for pass or
+fail (result_format BOOLEAN_ONLY), and only the expectations that failed again with
+result_format COMPLETE and the position key as index columns, so that every failing row is
+named. With Data Docs asked for, the checkpoint runs the whole suite with COMPLETE (the page
+shows every expectation's figures).
 """
 
 from __future__ import annotations
@@ -195,10 +198,36 @@ class ExpectationsRunner:
         validator = Validator(
             batch_definition=definition.batch_definition,
             batch_parameters={"dataframe": frame},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index},
+            result_format={"result_format": "BOOLEAN_ONLY"},
         )
+        # Pass or fail first, then the failing rows of the expectations that failed only:
+        # COMPLETE makes GX plan and compute the unexpected values, counts and indexes of every
+        # expectation (2.6x the time at 1,000 positions, most of it fixed per run), and a
+        # snapshot usually passes.
         outcome = validator.validate_expectation_suite(definition.suite, parameters)
-        return list(outcome.results), None
+        results = list(outcome.results)
+        failed = {_expectation_id(r) for r in results if not r.success}
+        if not failed:
+            return results, None
+        again = gx.ExpectationSuite(
+            name=f"{definition.suite.name}-failed",
+            expectations=[e.configuration for e in definition.suite.expectations if e.id in failed],
+        )
+        validator.result_format = {
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": index,
+        }
+        named = {
+            _expectation_id(r): r
+            for r in validator.validate_expectation_suite(again, parameters).results
+        }
+        return [named.get(_expectation_id(r), r) for r in results], None
+
+
+def _expectation_id(result: Any) -> str | None:
+    """The suite expectation a result is of (GX keeps its id in the result's configuration)."""
+    config = result.expectation_config
+    return None if config is None else config.id
 
 
 def _suite_columns(suite: Any) -> list[str]:
