@@ -3,9 +3,9 @@
 GX costs seconds to import and tens of milliseconds to set up; a scheduled flow pays that once
 per process. Each validation then runs a prebuilt suite over the snapshot frame for pass or
 fail (result_format BOOLEAN_ONLY), and only the expectations that failed again with
-result_format COMPLETE and the position key as index columns, so that every failing row is
-named. With Data Docs asked for, the checkpoint runs the whole suite with COMPLETE (the page
-shows every expectation's figures).
+result_format COMPLETE and the suite's key (positions: instId, posSide, mgnMode; instruments:
+instId) as index columns, so that every failing row is named. With Data Docs asked for, the
+checkpoint runs the whole suite with COMPLETE (the page shows every expectation's figures).
 """
 
 from __future__ import annotations
@@ -106,8 +106,12 @@ class ExpectationsRunner:
         pos_mode: str | None = None,
         tolerance: float = 0.01,
         build_docs: bool = False,
+        name_rows: bool = True,
     ) -> ValidationReport:
         """Validate contract frames (posguard.frames.contract) and report failures by rule.
+
+        `name_rows` False reports which rules failed, not on which rows: for a caller that
+        builds Data Docs next when anything failed (that run names them).
 
         `instruments` None skips the instruments suite: instrument specs change hourly at
         most, so the reconcile cycle validates them in the instruments flow, not every 30 s.
@@ -130,7 +134,9 @@ class ExpectationsRunner:
             pages: list[tuple[bool, str]] = []
             for name, frame, rules, index in suites:
                 needed = [c for c in dict.fromkeys([*index, *self._columns[name]])]
-                gx_results, page = self._run(name, frame[needed], parameters, index, build_docs)
+                gx_results, page = self._run(
+                    name, frame[needed], parameters, index, build_docs, name_rows
+                )
                 suite_results = _by_rule(name, gx_results, frame, rules, self._expected[name])
                 results += suite_results
                 if page is not None:
@@ -178,6 +184,7 @@ class ExpectationsRunner:
         parameters: dict[str, Any],
         index: list[str],
         build_docs: bool,
+        name_rows: bool = True,
     ) -> tuple[list[Any], str | None]:
         """The expectation results, and the Data Docs page of this run when docs were built."""
         if build_docs and name in self._checkpoints:
@@ -207,21 +214,30 @@ class ExpectationsRunner:
         outcome = validator.validate_expectation_suite(definition.suite, parameters)
         results = list(outcome.results)
         failed = {_expectation_id(r) for r in results if not r.success}
-        if not failed:
+        if not failed or not name_rows:
             return results, None
-        again = gx.ExpectationSuite(
-            name=f"{definition.suite.name}-failed",
-            expectations=[e.configuration for e in definition.suite.expectations if e.id in failed],
-        )
-        validator.result_format = {
-            "result_format": "COMPLETE",
-            "unexpected_index_column_names": index,
-        }
-        named = {
-            _expectation_id(r): r
-            for r in validator.validate_expectation_suite(again, parameters).results
-        }
-        return [named.get(_expectation_id(r), r) for r in results], None
+        complete = {"result_format": "COMPLETE", "unexpected_index_column_names": index}
+        validator.result_format = complete
+        # (GX's engine keeps the last failing run's row lists in its metric cache until the
+        # same metrics are computed again: memory bounded by one entry per metric.)
+        if None not in failed:
+            again = gx.ExpectationSuite(
+                name=f"{definition.suite.name}-failed",
+                expectations=[
+                    e.configuration for e in definition.suite.expectations if e.id in failed
+                ],
+            )
+            named = {
+                _expectation_id(r): r
+                for r in validator.validate_expectation_suite(again, parameters).results
+            }
+            if failed <= named.keys():
+                return [named.get(_expectation_id(r), r) for r in results], None
+        # Results that cannot be matched to the suite's expectations: the whole suite again.
+        logger.error("suite %s: failed expectations not matched by id; validated whole", name)
+        return list(
+            validator.validate_expectation_suite(definition.suite, parameters).results
+        ), None
 
 
 def _expectation_id(result: Any) -> str | None:

@@ -29,10 +29,15 @@ def validate_positions(
     runner = _runner()
     contract = positions_frame(positions, instruments)
     report = runner.validate(
-        contract, None, pos_mode=pos_mode, tolerance=settings().notional_tolerance
+        contract,
+        None,
+        pos_mode=pos_mode,
+        tolerance=settings().notional_tolerance,
+        name_rows=False,
     )
     if not report.success:
-        # Data Docs cost a second run: build them only when there is something to read.
+        # Data Docs cost a second run: build them only when there is something to read
+        # (that run names the failing rows).
         report = runner.validate(
             contract,
             None,
@@ -46,7 +51,7 @@ def validate_positions(
 @task(name="validate-instruments", **LOCAL)
 def validate_instruments(instruments: pd.DataFrame) -> ValidationReport:
     runner = _runner()
-    report = runner.validate(None, instruments_frame(instruments))
+    report = runner.validate(None, instruments_frame(instruments), name_rows=False)
     if not report.success:
         report = runner.validate(None, instruments_frame(instruments), build_docs=True)
     return report

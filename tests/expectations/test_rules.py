@@ -8,6 +8,7 @@ two tables name the same rules fails until then).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -209,3 +210,38 @@ def test_a_combined_report_names_the_account_of_each_failing_row(
     assert {row.account for row in unique.failing} == {"a"}
     assert unique.failing[0].to_dict()["account"] == "a"
     assert report.for_account("b").success
+
+
+def test_naming_rows_of_failed_expectations_only_reports_as_one_complete_run(
+    tmp_path: Path,
+) -> None:
+    """Pass or fail first, then rows for what failed: the same report, rule by rule and row
+    by row, as the Data Docs run, which asks GX for every expectation's complete result."""
+    with_docs = ExpectationsRunner(tmp_path / "docs")
+    cases = [
+        *(
+            positions_frame(resolve_leverage(parse_positions(r), parse_leverage_info([])), s)
+            for r, s in POSITION_CASES.values()
+        ),
+    ]
+    everything = pd.concat(cases, ignore_index=True)
+    everything["row"] = range(len(everything))
+    for mode in ("net_mode", "long_short_mode"):
+        quick = with_docs.validate(everything, None, pos_mode=mode)
+        complete = with_docs.validate(everything, None, pos_mode=mode, build_docs=True)
+        assert not quick.success
+        assert quick.results == complete.results
+    instruments = instruments_frame(INSTRUMENT_CASES["lotSz > 0"]())
+    quick = with_docs.validate(None, instruments)
+    assert quick.results == with_docs.validate(None, instruments, build_docs=True).results
+
+
+def test_without_row_names_a_report_still_says_which_rules_failed(
+    runner: ExpectationsRunner,
+) -> None:
+    records, specs = POSITION_CASES["lever > 0"]
+    frame = positions_frame(
+        resolve_leverage(parse_positions(records), parse_leverage_info([])), specs
+    )
+    report = runner.validate(frame, None, pos_mode="net_mode", name_rows=False)
+    assert [r.expectation for r in report.failed] == ["lever > 0"]
