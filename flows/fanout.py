@@ -19,7 +19,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from posguard.progress import Progress
-from tasks.context import registry, settings
+from tasks.context import one_settings_per_run, registry, settings
 from tasks.round import account_run_id
 
 # A round's per-account run records, as the account states of single runs read.
@@ -27,6 +27,7 @@ ROUND_STATES = {"completed": "Completed", "not_observed": "Failed", "failed": "F
 
 
 @flow(name="guard-accounts", log_prints=False)
+@one_settings_per_run
 def guard_accounts(
     accounts: list[str] | None = None,
     policy: Literal["report", "heal"] = "report",

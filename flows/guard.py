@@ -12,7 +12,7 @@ from flows.instruments import sync_instruments
 from flows.leverage import recalculate_leverage
 from flows.naming import run_name
 from flows.reconcile import reconcile_positions
-from tasks.context import registry, settings
+from tasks.context import one_settings_per_run, registry, settings
 
 
 def ended(state: object) -> State[Any]:
@@ -24,6 +24,7 @@ def ended(state: object) -> State[Any]:
 
 
 @flow(name="guard-account", flow_run_name=run_name, log_prints=False)
+@one_settings_per_run
 def guard_account(
     account: str = "main",
     policy: Literal["report", "heal"] = "report",

@@ -9,6 +9,7 @@ from prefect.states import Failed
 
 from flows.naming import run_name
 from posguard.errors import PosguardError
+from tasks.context import one_settings_per_run
 from tasks.fetch import fetch_instruments
 from tasks.publish import publish_validation
 from tasks.reconcile import record_instruments
@@ -16,6 +17,7 @@ from tasks.validate import validate_instruments
 
 
 @flow(name="sync-instruments", flow_run_name=run_name, log_prints=False)
+@one_settings_per_run
 def sync_instruments(account: str = "main") -> Any:
     """Instrument specs (ctVal, lotSz, max lever...) checked and recorded when they change."""
     logger = get_run_logger()

@@ -10,12 +10,14 @@ from prefect.states import Failed
 
 from flows.naming import run_name
 from posguard.errors import PosguardError
+from tasks.context import one_settings_per_run
 from tasks.leverage import recalculate_leverage as recalculate_task
 from tasks.publish import publish_leverage
 from tasks.runs import record_run
 
 
 @flow(name="recalculate-leverage", flow_run_name=run_name, log_prints=False)
+@one_settings_per_run
 def recalculate_leverage(account: str = "main", dry_run: bool = True) -> Any:
     """Plan per OKX leverage scope (a cross scope in long/short mode covers both legs): the
     current lever and source, volatility, bound and its source, target, action, why."""

@@ -13,7 +13,7 @@ from prefect.states import Failed
 from flows.limits import ensure_account_limit
 from flows.naming import run_name
 from posguard.errors import PosguardError
-from tasks.context import settings
+from tasks.context import one_settings_per_run, settings
 from tasks.fetch import fetch_account_state, fetch_instruments
 from tasks.publish import publish_drift, publish_positions, publish_validation
 from tasks.reconcile import cycle_summary, reconcile_account
@@ -22,6 +22,7 @@ from tasks.validate import validate_positions
 
 
 @flow(name="reconcile-positions", flow_run_name=run_name, log_prints=False)
+@one_settings_per_run
 def reconcile_positions(
     account: str = "main",
     policy: Literal["report", "heal"] = "report",

@@ -33,7 +33,7 @@ from flows.limits import account_slots
 from flows.naming import batch_name
 from posguard.errors import PosguardError
 from posguard.registry import Registry
-from tasks.context import settings, shared_registry
+from tasks.context import one_settings_per_run, settings, shared_registry
 from tasks.fetch import fetch_instruments
 from tasks.publish import artifact_key, publish_validation
 from tasks.reconcile import record_instruments
@@ -61,6 +61,7 @@ _ROUND_RUNNER: Any = ThreadPoolTaskRunner(max_workers=8)
     log_prints=False,
     task_runner=_ROUND_RUNNER,
 )
+@one_settings_per_run
 def guard_round(
     accounts: list[str],
     policy: Literal["report", "heal"] = "report",

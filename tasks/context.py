@@ -8,9 +8,13 @@ inside them and never passed between tasks.
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from posguard.okx import OkxClient
 from posguard.okx.cache import PublicCache
@@ -20,14 +24,44 @@ from posguard.settings import LiveSettings, Settings
 # Public market data shared by the accounts a process checks (see posguard.okx.cache).
 PUBLIC_CACHE = PublicCache()
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 # Read again when posguard.toml or its accounts file changes: a warm serving process lives for
 # days, and an edited file takes effect at the next run, as with a process per run.
 _SETTINGS = LiveSettings()
 
 
+# The settings a flow run started with: its stages read one version of them.
+_RUN_SETTINGS: ContextVar[Settings | None] = ContextVar("posguard_run_settings", default=None)
+
+
 def settings() -> Settings:
-    return _SETTINGS.get()
+    pinned = _RUN_SETTINGS.get()
+    return pinned if pinned is not None else _SETTINGS.get()
+
+
+def one_settings_per_run(body: Callable[P, R]) -> Callable[P, R]:
+    """A flow body whose stages (tasks in Prefect's threads included: they run in a copy of
+    its context) see the settings as they were when it started. An edit made during the run
+    takes effect at the next one, never half-way: a grace window waited out under one value
+    and judged under another, or a registry read from one database and written to another."""
+    pin, current = _RUN_SETTINGS, settings
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        token = pin.set(current())
+        try:
+            return body(*args, **kwargs)
+        finally:
+            pin.reset(token)
+
+    # Prefect resolves a flow's parameter annotations in its function's globals: they must be
+    # the body's module's (the wrapper itself reads only its closure).
+    rebuilt = types.FunctionType(
+        run.__code__, body.__globals__, run.__name__, None, run.__closure__
+    )
+    return cast(Callable[P, R], functools.wraps(body)(rebuilt))
 
 
 def reload_settings() -> Settings:

@@ -9,6 +9,7 @@ the round's own table lists every account.
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,7 +69,11 @@ def observe_accounts(accounts: list[str], registry: Registry, parallel: int = 8)
         return with_retries(lambda: _observe(account, registry))
 
     with ThreadPoolExecutor(parallel, thread_name_prefix="observe") as pool:
-        futures = {account: pool.submit(observe, account) for account in accounts}
+        # In a copy of this context each: the run's settings (and Prefect's run context).
+        futures = {
+            account: pool.submit(contextvars.copy_context().run, observe, account)
+            for account in accounts
+        }
         for account, future in futures.items():
             try:
                 observed.states[account] = future.result()

@@ -1,0 +1,67 @@
+"""One flow run, one version of the settings: an edit made during a run takes effect at the
+next run, never between its stages (the settings follow their files: posguard.settings)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import flow, task
+
+from tasks.context import one_settings_per_run, settings
+from tests.tasks.conftest import configured
+
+FLOWS = {
+    "flows.fanout": "guard_accounts",
+    "flows.guard": "guard_account",
+    "flows.instruments": "sync_instruments",
+    "flows.leverage": "recalculate_leverage",
+    "flows.reconcile": "reconcile_positions",
+    "flows.round": "guard_round",
+}
+
+
+def write(config: Path, grace: float) -> None:
+    config.write_text(f"[drift]\ngrace_seconds = {grace}\n")
+    stamp = config.stat()  # older than the window in which files are compared by content
+    os.utime(config, ns=(stamp.st_atime_ns, stamp.st_mtime_ns - 10_000_000_000))
+
+
+@task
+def grace_now() -> float:
+    return settings().drift.grace_seconds
+
+
+@task
+def edit(config: Path, grace: float) -> None:
+    write(config, grace)
+
+
+@flow
+@one_settings_per_run
+def a_run(config: Path) -> list[Any]:
+    before = grace_now()
+    edit(config, 2)
+    # A task in one of Prefect's threads, and the flow body itself.
+    return [before, grace_now.submit().result(), settings().drift.grace_seconds]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_run_sees_the_settings_it_started_with_and_the_next_run_the_edit(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "posguard.toml"
+    write(config, 4)
+    with configured(config):
+        assert a_run(config) == [4, 4, 4]
+        assert a_run(config) == [2, 2, 2]
+        assert settings().drift.grace_seconds == 2  # outside a run: the file as it is
+
+
+@pytest.mark.parametrize("module", list(FLOWS))
+def test_every_flow_runs_on_one_version_of_the_settings(module: str) -> None:
+    body = getattr(importlib.import_module(module), FLOWS[module]).fn
+    assert body.__code__ is one_settings_per_run(lambda: None).__code__, module
