@@ -88,17 +88,6 @@ class PrefectServer:
         if self.auth_string is not None:
             env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string.get_secret_value()
         env.update(self.extra_env)
-        url = env.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") or env.get(
-            "PREFECT_API_DATABASE_CONNECTION_URL", ""
-        )
-        if not url.startswith("postgresql"):
-            # On SQLite, a scheduler top-up (each minute while a deployment has under an hour
-            # of runs ahead: 100 runs of a 30 s schedule are 50 min) now and then held the
-            # database locked for 60 s, so runs and automations waited (seen in
-            # benchmarks/stream_latency.py: 4 stalls in 6 runs, each ending as the top-up's
-            # runs were inserted; 0 in 2 runs without top-ups). 200 runs are over an hour
-            # ahead: the top-up comes about every 40 min instead of every minute.
-            env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS", "200")
         return env
 
     def start(self, timeout: float = 180) -> PrefectServer:
