@@ -13,8 +13,9 @@ What it gives up, on purpose: a run cannot be killed from the UI. Cancelling a r
 lets its body finish (a leverage run still makes its calls) and leaves it "Cancelling" (the
 engine's final state is refused), with its concurrency slot held until the lease expires.
 A fault that kills the interpreter ends every run in it with no Crashed state, and Ctrl-C
-waits for the runs in flight. Settings are read once per process: restart after changing
-posguard.toml. posguard's runs are short and turn their errors into states; the spawning
+waits for the runs in flight. Settings are read again when posguard.toml changes (each run on
+one version, tasks.context); deployments, schedules and automations only at start. posguard's
+runs are short and turn their errors into states; the spawning
 `serve` stays available (`posguard serve --cold`).
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -47,21 +48,34 @@ def one_settings_per_run(body: Callable[P, R]) -> Callable[P, R]:
     its context) see the settings as they were when it started. An edit made during the run
     takes effect at the next one, never half-way: a grace window waited out under one value
     and judged under another, or a registry read from one database and written to another."""
-    pin, current = _RUN_SETTINGS, settings
+    if inspect.iscoroutinefunction(body):
+        raise TypeError(f"{body.__name__}: an async flow body would run after the pin is gone")
+    call = _pinned
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        token = pin.set(current())
-        try:
-            return body(*args, **kwargs)
-        finally:
-            pin.reset(token)
+        return call(body, args, kwargs)
 
-    # Prefect resolves a flow's parameter annotations in its function's globals: they must be
-    # the body's module's (the wrapper itself reads only its closure).
-    rebuilt = types.FunctionType(
-        run.__code__, body.__globals__, run.__name__, None, run.__closure__
+    # Prefect resolves a flow's parameter annotations in its function's globals and versions
+    # the flow by its function's file: both must be the body's (the wrapper reads only its
+    # closure, which pickles: Prefect's serve pickles flows).
+    code = run.__code__.replace(
+        co_filename=body.__code__.co_filename, co_firstlineno=body.__code__.co_firstlineno
     )
-    return cast(Callable[P, R], functools.wraps(body)(rebuilt))
+    rebuilt = types.FunctionType(code, body.__globals__, run.__name__, None, run.__closure__)
+    wrapped = functools.wraps(body)(rebuilt)
+    wrapped.__dict__[PINNED_MARK] = True
+    return cast(Callable[P, R], wrapped)
+
+
+PINNED_MARK = "__posguard_one_settings_per_run__"
+
+
+def _pinned(body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    token = _RUN_SETTINGS.set(settings())
+    try:
+        return body(*args, **kwargs)
+    finally:
+        _RUN_SETTINGS.reset(token)
 
 
 def reload_settings() -> Settings:
