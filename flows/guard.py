@@ -12,7 +12,7 @@ from flows.instruments import sync_instruments
 from flows.leverage import recalculate_leverage
 from flows.naming import run_name
 from flows.reconcile import reconcile_positions
-from tasks.context import one_settings_per_run, registry, settings
+from tasks.context import one_settings_per_run, settings, shared_registry
 
 
 def ended(state: object) -> State[Any]:
@@ -76,16 +76,17 @@ def _due_jobs(account: str) -> set[str]:
     every = {"instruments": schedules.instruments_seconds, "leverage": schedules.leverage_seconds}
     keys = _job_keys(account)
     due: set[str] = set()
-    with registry() as store:
-        try:
-            for job, key in keys.items():
-                if store.claim_due(job, [key], every[job]):
-                    due.add(job)
-        except BaseException:
-            # A run that never starts its work leaves nothing claimed.
-            for job in due:
-                store.give_back_due(job, [keys[job]])
-            raise
+    # The process's open registry, as rounds use it: no engine and migration check per run.
+    store = shared_registry()
+    try:
+        for job, key in keys.items():
+            if store.claim_due(job, [key], every[job]):
+                due.add(job)
+    except BaseException:
+        # A run that never starts its work leaves nothing claimed.
+        for job in due:
+            store.give_back_due(job, [keys[job]])
+        raise
     return due
 
 
@@ -94,6 +95,6 @@ def _give_back(account: str, jobs: list[str]) -> None:
     if not jobs:
         return
     keys = _job_keys(account)
-    with registry() as store:
-        for job in jobs:
-            store.give_back_due(job, [keys[job]])
+    store = shared_registry()
+    for job in jobs:
+        store.give_back_due(job, [keys[job]])
