@@ -51,7 +51,8 @@ def validate_positions(
 @task(name="validate-instruments", **LOCAL)
 def validate_instruments(instruments: pd.DataFrame) -> ValidationReport:
     runner = _runner()
-    report = runner.validate(None, instruments_frame(instruments), name_rows=False)
+    contract = instruments_frame(instruments)
+    report = runner.validate(None, contract, name_rows=False)
     if not report.success:
-        report = runner.validate(None, instruments_frame(instruments), build_docs=True)
+        report = runner.validate(None, contract, build_docs=True)
     return report
