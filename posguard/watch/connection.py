@@ -136,9 +136,7 @@ class ConnectGate:
         self._next = slot + self.interval
         delay = slot - self.clock()
         if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stopping.wait()
+            await _sleep_unless_stopped(delay, stopping)
         return not stopping.is_set()
 
 
@@ -178,7 +176,7 @@ async def run_stream(
     """Keep `account`'s stream open until `stopping` is set; every frame goes to `on_frame`.
     With `refresh`, each reconnect logs in as the settings say then (a rotated key: OKX
     closes with 4007 and the next login uses the new one), and an account taken out of the
-    settings stops."""
+    settings is not watched until it is back."""
     status = status or StreamStatus()
     timing = timing or StreamTiming()
     backoff = Backoff(timing.backoff_first_seconds, timing.backoff_max_seconds)
