@@ -386,6 +386,18 @@ def test_the_login_is_dated_by_okx_clock_not_this_machines() -> None:
     assert "60006" in (watcher.status["main"].last_error or "")
 
 
+def following(config: Path, timing: StreamTiming) -> Watcher:
+    """A quiet watcher of `config`'s accounts that reads the file again before each login,
+    as `posguard watch` does (deployments.watch.watcher_for)."""
+    live = LiveSettings(config)
+    return Watcher(
+        stream_accounts(live.get()),
+        lambda _notice: None,
+        timing=timing,
+        refresh=current_account(live),
+    )
+
+
 def settings_text(server: SimServer, secret: str, name: str = "main") -> str:
     return (
         f"[accounts.{name}]\n"
@@ -406,15 +418,9 @@ def test_a_key_mended_in_the_settings_logs_in_without_a_restart_or_the_retry_wai
     config = tmp_path / "posguard.toml"
     with SimServer(SimExchange(opened())) as server:
         config.write_text(settings_text(server, "not-the-secret"))
-        live = LiveSettings(config)
-        timing = StreamTiming(
-            backoff_first_seconds=0.2, refused_retry_seconds=30, refresh_seconds=0.2
-        )
-        watcher = Watcher(
-            stream_accounts(live.get()),
-            lambda _notice: None,
-            timing=timing,
-            refresh=current_account(live),
+        watcher = following(
+            config,
+            StreamTiming(backoff_first_seconds=0.2, refused_retry_seconds=30, refresh_seconds=0.2),
         )
         with running(watcher):
             until(lambda: watcher.status["main"].state == "refused")
@@ -445,13 +451,8 @@ def test_a_settings_file_broken_while_streaming_keeps_the_account_as_it_was(
         SimServer(SimExchange(opened())) as server,
     ):
         config.write_text(settings_text(server, MAIN["secret_key"]))
-        live = LiveSettings(config)
-        timing = StreamTiming(backoff_first_seconds=0.2, backoff_max_seconds=0.5)
-        watcher = Watcher(
-            stream_accounts(live.get()),
-            lambda _notice: None,
-            timing=timing,
-            refresh=current_account(live),
+        watcher = following(
+            config, StreamTiming(backoff_first_seconds=0.2, backoff_max_seconds=0.5)
         )
         with running(watcher):
             until(lambda: watcher.status["main"].sessions == 1)
