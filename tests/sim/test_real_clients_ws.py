@@ -43,18 +43,24 @@ def test_ccxt_pro_watches_positions_and_sees_a_close() -> None:
         try:
             # ccxt updates its position objects in place: read them before the next watch.
             opened = {p["symbol"]: p["contracts"] for p in await exchange.watch_positions()}
+            # Watching before the close: if ccxt hands a push only to a watch already waiting,
+            # a close pushed before the next watch (its only push: regular snapshots are a
+            # minute apart) leaves that watch waiting. The likely cause of a 300 s timeout in
+            # one clean-clone run on a loaded machine; not reproduced in isolation.
+            watching = asyncio.ensure_future(exchange.watch_positions())
+            await asyncio.sleep(0.5)
             await asyncio.to_thread(
                 control,
                 server,
                 "step",
                 {"account": "main", "action": "close", "instId": "XRP-USDT-SWAP"},
             )
-            # The close's event push; a regular snapshot may come first on a loaded machine.
             closed: list[tuple[str, Any]] = []
             for _ in range(5):
-                closed = [(p["symbol"], p["contracts"]) for p in await exchange.watch_positions()]
+                closed = [(p["symbol"], p["contracts"]) for p in await watching]
                 if ("XRP/USDT:USDT", 0) in closed:
                     break
+                watching = asyncio.ensure_future(exchange.watch_positions())
         finally:
             await exchange.close()
         return opened, closed
