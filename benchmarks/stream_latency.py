@@ -103,15 +103,19 @@ def stages(made: list[tuple[float, str]]) -> list[dict[str, float]]:
 
     since = DateTime.fromtimestamp(made[0][0] - 1, tz=UTC)
     with get_client(sync_client=True) as client:
-        events = client.read_events(
+        page = client.read_events(
             filter=EventFilter(
                 event=EventNameFilter(
                     name=["posguard.position.changed", "posguard.drift.confirmed"]
                 ),
                 occurred=EventOccurredFilter(since=since),
             ),
-            limit=50,
-        ).events
+            limit=50,  # the API's largest page
+        )
+        events = list(page.events)
+        while page.next_page:
+            page = client.read_events_page(str(page.next_page))
+            events.extend(page.events)
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since))
         )

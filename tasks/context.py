@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from posguard.okx import OkxClient
 from posguard.okx.cache import PublicCache
+from posguard.okx.host_limits import HOST_LIMITER
 from posguard.registry import Registry
 from posguard.settings import LiveSettings, Settings
 
@@ -86,8 +87,6 @@ def reload_settings() -> Settings:
 
 @contextmanager
 def okx(account: str) -> Iterator[OkxClient]:
-    from tasks.ratelimit import HOST_LIMITER
-
     with OkxClient.for_account(
         settings(), account, limiter=HOST_LIMITER, cache=PUBLIC_CACHE
     ) as client:

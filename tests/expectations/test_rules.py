@@ -7,6 +7,7 @@ two tables name the same rules fails until then).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,24 @@ def test_naming_rows_of_failed_expectations_only_reports_as_one_complete_run(
     instruments = instruments_frame(INSTRUMENT_CASES["lotSz > 0"]())
     quick = with_docs.validate(None, instruments)
     assert quick.results == with_docs.validate(None, instruments, build_docs=True).results
+
+
+def test_results_that_cannot_be_matched_by_id_are_named_by_the_whole_suite_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rows of a failed expectation are found by its id; if GX ever returns results
+    without one, the whole suite runs again with complete results: the same report, slower,
+    and said in the log."""
+    unmatched = ExpectationsRunner()
+    for expectation in unmatched._definitions["instruments"].suite.expectations:
+        expectation.id = None
+    instruments = instruments_frame(INSTRUMENT_CASES["lotSz > 0"]())
+    with caplog.at_level(logging.ERROR, logger="posguard.expectations"):
+        report = unmatched.validate(None, instruments)
+    assert "not matched by id; validated whole" in caplog.text
+    expected = ExpectationsRunner(tmp_path / "docs").validate(None, instruments, build_docs=True)
+    assert not report.success
+    assert report.results == expected.results
 
 
 def test_without_row_names_a_report_still_says_which_rules_failed(
