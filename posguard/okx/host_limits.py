@@ -5,7 +5,7 @@ flow runs are processes of their own (a work pool's workers, `serve`), and OKX c
 limits (public endpoints: instruments, position tiers, candles, time) for all of them together:
 with 20 accounts checked at once, position-tiers answered 429 until retries ran out. So an
 IP-scoped key's sliding window lives in a file, locked while it is read and written, that every
-process on the host opens (`fcntl.flock`: POSIX hosts).
+process of the user on the host opens (`fcntl.flock`: POSIX hosts).
 
 These windows were once Prefect rate limits (global concurrency limits with slot decay) on the
 server. Each request then cost a server write, whose read-then-write transaction SQLite refuses
@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from posguard.errors import ConfigError
 from posguard.okx.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ IP_PREFIX = "ip:"
 
 def default_folder() -> Path:
     """One folder per user of this host (every posguard process of that user shares it)."""
-    return Path(tempfile.gettempdir()) / f"posguard-{os.getuid()}" / "rate-limits"
+    return Path(tempfile.gettempdir()) / f"posguard-{os.getuid()}-rate-limits"
 
 
 def window_file(folder: Path, key: str) -> Path:
@@ -67,6 +68,7 @@ class HostWindows:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._folder = folder
+        self._checked = False
         self._clock = clock
         self._sleep = sleep
 
@@ -75,6 +77,22 @@ class HostWindows:
         if self._folder is None:
             self._folder = default_folder()
         return self._folder
+
+    def _ready_folder(self) -> Path:
+        """The folder, made private to this user on first use; one that another user owns
+        (the system's temporary directory is everyone's) is refused, not written through."""
+        folder = self.folder
+        if not self._checked:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            owner = folder.stat().st_uid
+            if owner != os.getuid():
+                raise ConfigError(
+                    f"the rate-limit folder {folder} belongs to user {owner}, not to this one "
+                    f"({os.getuid()}): remove it, or give this process a folder of its own "
+                    f"(TMPDIR)"
+                )
+            self._checked = True
+        return folder
 
     def acquire(self, key: str, limit: int, window_seconds: float) -> float:
         """Wait until one more request under `key` stays within `limit` per window, counting
@@ -105,8 +123,7 @@ class HostWindows:
     @contextlib.contextmanager
     def _window(self, key: str) -> Iterator[_Window]:
         """The key's window, read and (when changed) written back under the file's lock."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = window_file(self.folder, key)
+        path = window_file(self._ready_folder(), key)
         # A fresh open per use: flock is per open file, so threads of one process exclude
         # each other as processes do.
         with path.open("a+", encoding="utf-8") as handle:

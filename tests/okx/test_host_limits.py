@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from posguard.errors import ConfigError
 from posguard.okx import OkxClient
 from posguard.okx.host_limits import HostRateLimiter, HostWindows, window_file
 from tests.helpers import FakeClock, FakeOkx, account
@@ -152,3 +154,23 @@ def test_two_clients_with_their_own_limiters_share_public_time_but_not_accounts(
     assert clock.slept == []
     second.sync_clock()
     assert clock.slept == [pytest.approx(2.0)]
+
+
+def test_a_folder_another_user_owns_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """The default folder sits in the system's temporary directory, which every user can
+    write: a folder made there by someone else is not written through."""
+    if os.getuid() != 0:
+        pytest.skip("making a folder owned by another user needs root")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, 4242)
+    with pytest.raises(ConfigError) as refused:
+        HostWindows(theirs).acquire(TIME_KEY, 10, 2.0)
+    assert str(theirs) in str(refused.value)
+    assert "remove it" in str(refused.value)
+
+
+def test_the_folder_is_made_private_to_its_user(tmp_path: Path) -> None:
+    folder = tmp_path / "posguard-me-rate-limits"
+    HostWindows(folder).acquire(TIME_KEY, 10, 2.0)
+    assert folder.stat().st_mode & 0o777 == 0o700
