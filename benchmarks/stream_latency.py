@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from benchmarks.simulator import (
 
 ACCOUNT = BENCH_ACCOUNT["name"]
 KINDS = ("liquidate", "adl", "close")
+REFUSED = re.compile(r'"[A-Z]+ (/api/\S+) HTTP/[0-9.]+" 503')
 
 
 def settings_file(folder: Path, sim_url: str, webhook: str, grace: float, cycle: int) -> Path:
@@ -90,6 +93,17 @@ def alert_for(received: list[dict[str, Any]], inst_id: str, seen: int) -> bool:
         inst_id in json.dumps(alert) and "confirmed" in json.dumps(alert)
         for alert in received[seen:]
     )
+
+
+def refusals(server_log: Path) -> Counter[str]:
+    """The requests the Prefect server answered 503 (SQLite busy), per path, from its access
+    log."""
+    found: Counter[str] = Counter()
+    for line in server_log.read_text(errors="replace").splitlines():
+        request = REFUSED.search(line)
+        if request:
+            found[re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", request.group(1))] += 1
+    return found
 
 
 def stages(made: list[tuple[float, str]]) -> list[dict[str, float]]:
@@ -267,10 +281,13 @@ def main() -> None:
         folder,
     )
     processes: list[subprocess.Popen[bytes]] = []
+    prefect_server = PrefectServer(folder / "prefect", free_port())
+    # Its access log: the requests it refused (503), which its clients retry 2, 4, 8... s on.
+    prefect_server.extra_env["PREFECT_SERVER_LOGGING_LEVEL"] = "INFO"
     try:
         with (
             AlertReceiver() as receiver,
-            PrefectServer(folder / "prefect", free_port()) as server,
+            prefect_server as server,
             temporary_settings({PREFECT_API_URL: server.api_url}),
         ):
             try:
@@ -308,6 +325,12 @@ def main() -> None:
             f"schedule only: median {slow:.2f} s (min {min(schedule):.2f}, max "
             f"{max(schedule):.2f}); stream/schedule {median / slow:.2f}"
         )
+    refused = refusals(prefect_server.log)
+    print(
+        f"Prefect server refusals (503, each retried by its client 2, 4, 8... s later): "
+        f"{sum(refused.values())}"
+        + "".join(f"\n  {count:4d} {path}" for path, count in refused.most_common())
+    )
     print(f"goal, median <= 5 s: {median:.2f} s, {'met' if median <= 5 else 'missed'}")
     print(f"logs in {folder}")
 
