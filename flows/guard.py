@@ -59,6 +59,11 @@ def guard_account(
     failed = [name for name, state in states.items() if not state.is_completed()]
     if when_due:
         _give_back(account, [n for n in failed if n in ("instruments", "leverage")])
+    elif "instruments" not in failed:
+        # Instruments checked on demand are checked: the team's next due one waits its
+        # interval from now. Leverage is not marked: a plan asked for by hand (a dry run, or
+        # live on this host's say) is no stand-in for the one the schedule makes.
+        _mark_done(account, ["instruments"])
     if failed:
         return Failed(message=f"{account}: {', '.join(failed)} did not complete")
     done: dict[str, Any] = {name: state.result() for name, state in states.items()}
@@ -88,6 +93,14 @@ def _due_jobs(account: str) -> set[str]:
             store.give_back_due(job, [keys[job]])
         raise
     return due
+
+
+def _mark_done(account: str, jobs: list[str]) -> None:
+    """Periodic jobs done now, outside the schedule's claim."""
+    keys = _job_keys(account)
+    store = shared_registry()
+    for job in jobs:
+        store.claim_due(job, [keys[job]], every_seconds=0)
 
 
 def _give_back(account: str, jobs: list[str]) -> None:

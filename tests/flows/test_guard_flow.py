@@ -120,6 +120,19 @@ def test_the_fan_outs_guard_runs_plan_leverage_and_instruments_only_when_due(
     assert on_demand["leverage"]["plan"]
 
 
+def test_instruments_checked_by_hand_are_not_due_again_for_the_fan_out(
+    incident: Incident,
+) -> None:
+    """A run by hand checks the instruments as a due one would: the team's next run does not
+    check them again at once. Its leverage plan (a dry run here) leaves the schedule's due."""
+    seed_bot_writes(incident.server.base_url)
+    by_hand = guard_account("main")
+    assert by_hand["instruments"]["failing"] == 0
+    after = guard_account("main", when_due=True)
+    assert after["instruments"] == "not due"
+    assert after["leverage"]["plan"]
+
+
 def test_flow_runs_are_named_after_the_account(incident: Incident) -> None:
     reconcile_positions("main", run_expectations=False)
     with get_client(sync_client=True) as client:
