@@ -28,11 +28,19 @@ def samples() -> Path:
     return SAMPLES
 
 
+@pytest.fixture(scope="session", autouse=True)
+def host_rate_limit_windows(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The flows' IP-scoped rate-limit windows (posguard.okx.host_limits) in the session's
+    temporary folder rather than the user's, which other posguard processes share."""
+    from posguard.okx.host_limits import HOST_LIMITER, HostWindows
+
+    HOST_LIMITER.windows = HostWindows(tmp_path_factory.mktemp("rate-limits"))
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One Prefect test server per session, shared by every test directory that needs an API
-    (tests/flows, tests/tasks): a second harness would cost another server start, and the
-    process-wide host rate limiter remembers limits created on the first server."""
+    (tests/flows, tests/tasks): a second harness would cost another server start."""
     # Imported here: the tests that need no Prefect API do not pay for importing it.
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness

@@ -27,7 +27,7 @@ def state_after(tmp_path: Path, count: int) -> AccountState:
     exchange = SimExchange(scenario(name="busy-bot", steps=round_trips(count)))
     with flows_against(exchange, tmp_path) as running:
         advance(running.server.base_url, f"+{2 * count + 10}s")
-        # The task's body: its host-wide rate limits need the Prefect server, not a flow run.
+        # The task's body, outside a flow run.
         return fetch_account_state.fn("main")
 
 
