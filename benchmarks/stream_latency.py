@@ -48,7 +48,7 @@ from benchmarks.simulator import (
 
 ACCOUNT = BENCH_ACCOUNT["name"]
 KINDS = ("liquidate", "adl", "close")
-REFUSED = re.compile(r'"[A-Z]+ (/api/\S+) HTTP/[0-9.]+" 503')
+REFUSED = re.compile(r'"[A-Z]+ (/api/[^\s?]+)\S* HTTP/[0-9.]+" 503\b')
 
 
 def settings_file(folder: Path, sim_url: str, webhook: str, grace: float, cycle: int) -> Path:
@@ -106,6 +106,15 @@ def refusals(server_log: Path) -> Counter[str]:
     return found
 
 
+def print_refusals(server_log: Path) -> None:
+    refused = refusals(server_log)
+    print(
+        f"Prefect server refusals (503, each retried by its client 2, 4, 8... s later): "
+        f"{sum(refused.values())}"
+        + "".join(f"\n  {count:4d} {path}" for path, count in refused.most_common())
+    )
+
+
 def stages(made: list[tuple[float, str]]) -> list[dict[str, float]]:
     """Where each change's time went, read back from the Prefect API: the watcher's event,
     the triggered run's creation, start and end, the drift event (seconds after the change,
@@ -130,9 +139,16 @@ def stages(made: list[tuple[float, str]]) -> list[dict[str, float]]:
         while page.next_page:
             page = client.read_events_page(str(page.next_page))
             events.extend(page.events)
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since))
-        )
+        runs: list[Any] = []
+        while True:  # pages of the server's largest size, as for the events
+            page_runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+                limit=200,
+                offset=len(runs),
+            )
+            runs.extend(page_runs)
+            if len(page_runs) < 200:
+                break
     triggered = sorted(
         (r for r in runs if (r.idempotency_key or "").startswith("automation ")),
         key=lambda r: r.created.timestamp() if r.created else 0.0,
@@ -292,6 +308,9 @@ def main() -> None:
         ):
             try:
                 found = run(args, folder, sim_url, receiver, server, processes)
+            except BaseException:
+                print_refusals(prefect_server.log)  # most telling when no alert came
+                raise
             finally:
                 # Before the server stops: serving would retry it for a minute.
                 for process in processes:
@@ -325,12 +344,7 @@ def main() -> None:
             f"schedule only: median {slow:.2f} s (min {min(schedule):.2f}, max "
             f"{max(schedule):.2f}); stream/schedule {median / slow:.2f}"
         )
-    refused = refusals(prefect_server.log)
-    print(
-        f"Prefect server refusals (503, each retried by its client 2, 4, 8... s later): "
-        f"{sum(refused.values())}"
-        + "".join(f"\n  {count:4d} {path}" for path, count in refused.most_common())
-    )
+    print_refusals(prefect_server.log)
     print(f"goal, median <= 5 s: {median:.2f} s, {'met' if median <= 5 else 'missed'}")
     print(f"logs in {folder}")
 

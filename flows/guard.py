@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import State, flow
+from prefect import State, flow, get_run_logger
 from prefect.states import Failed
 
 from flows.instruments import sync_instruments
 from flows.leverage import recalculate_leverage
 from flows.naming import run_name
 from flows.reconcile import reconcile_positions
+from posguard.errors import PosguardError
 from tasks.context import one_settings_per_run, settings, shared_registry
 
 
@@ -45,6 +46,11 @@ def guard_account(
     try:
         if "instruments" in due:
             states["instruments"] = ended(sync_instruments(account, return_state=True))
+            if not when_due and states["instruments"].is_completed():
+                # Checked on demand is checked: the team's next due check waits its interval
+                # from now. Leverage is not marked: a plan asked for by hand (a dry run, or
+                # live on this host's say) is no stand-in for the one the schedule makes.
+                _mark_done(account, ["instruments"])
         states["reconcile"] = ended(
             reconcile_positions(account, policy, run_expectations, return_state=True)
         )
@@ -59,11 +65,6 @@ def guard_account(
     failed = [name for name, state in states.items() if not state.is_completed()]
     if when_due:
         _give_back(account, [n for n in failed if n in ("instruments", "leverage")])
-    elif "instruments" not in failed:
-        # Instruments checked on demand are checked: the team's next due one waits its
-        # interval from now. Leverage is not marked: a plan asked for by hand (a dry run, or
-        # live on this host's say) is no stand-in for the one the schedule makes.
-        _mark_done(account, ["instruments"])
     if failed:
         return Failed(message=f"{account}: {', '.join(failed)} did not complete")
     done: dict[str, Any] = {name: state.result() for name, state in states.items()}
@@ -96,11 +97,20 @@ def _due_jobs(account: str) -> set[str]:
 
 
 def _mark_done(account: str, jobs: list[str]) -> None:
-    """Periodic jobs done now, outside the schedule's claim."""
+    """Periodic jobs done now, outside the schedule's claim. Bookkeeping: a registry that
+    cannot take it costs one early check, not the run."""
     keys = _job_keys(account)
-    store = shared_registry()
-    for job in jobs:
-        store.claim_due(job, [keys[job]], every_seconds=0)
+    try:
+        store = shared_registry()
+        for job in jobs:
+            store.claim_due(job, [keys[job]], every_seconds=0)
+    except PosguardError as exc:  # the registry's errors, translated
+        get_run_logger().warning(
+            "%s: %s done, but not marked in the registry (%s); the next due run repeats it",
+            account,
+            ", ".join(jobs),
+            exc,
+        )
 
 
 def _give_back(account: str, jobs: list[str]) -> None:

@@ -19,16 +19,18 @@ from tests.tasks.conftest import configured
 
 
 def every_flow() -> dict[str, Flow[Any, Any]]:
-    """Every flow defined in flows/, found rather than listed: a new one is held to the rule
-    without anyone remembering to add it here."""
+    """Every flow defined or exposed in flows/ (the package, its modules, subpackages), found
+    rather than listed: a new one is held to the rule without anyone adding it here."""
     import flows
 
+    names = ["flows"] + [info.name for info in pkgutil.walk_packages(flows.__path__, "flows.")]
     found: dict[str, Flow[Any, Any]] = {}
-    for info in pkgutil.iter_modules(flows.__path__, "flows."):
-        module = importlib.import_module(info.name)
-        for name, value in vars(module).items():
-            if isinstance(value, Flow) and inspect.unwrap(value.fn).__module__ == info.name:
-                found[f"{info.name}.{name}"] = value
+    seen: set[int] = set()
+    for module_name in names:
+        for name, value in vars(importlib.import_module(module_name)).items():
+            if isinstance(value, Flow) and id(value) not in seen:
+                seen.add(id(value))
+                found[f"{inspect.unwrap(value.fn).__module__}.{name}"] = value
     return found
 
 
