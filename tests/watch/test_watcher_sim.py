@@ -461,3 +461,23 @@ def test_a_settings_file_broken_while_streaming_keeps_the_account_as_it_was(
             until(lambda: watcher.status["main"].sessions == 2)
     assert "settings not read again" in caplog.text
     assert "keeping the account as it was" in caplog.text
+
+
+def test_an_unreadable_okx_time_is_said_and_the_login_uses_this_machines_clock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A time URL that answers something else than OKX's time (here the simulator's 404 for
+    a path it does not serve): said, and the login goes on with this machine's clock.
+    (Not an unreachable port: a test with one was taken out, b04eb46, after two full runs
+    met an unclosed socket in a later test, never reproduced alone.)"""
+    with (
+        caplog.at_level(logging.WARNING, logger="posguard.watch"),
+        SimServer(SimExchange(opened())) as server,
+    ):
+        account = dataclasses.replace(sim_account(server), time_url=f"{server.base_url}/nowhere")
+        watcher = Watcher([account], lambda _notice: None, quiet_seconds=0.2)
+        with running(watcher):
+            until(lambda: watcher.status["main"].sessions == 1)
+    assert "account main: OKX's time not read" in caplog.text
+    assert "/api/v5/public/time" in caplog.text
+    assert "this machine's clock" in caplog.text
