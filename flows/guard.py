@@ -3,9 +3,11 @@ accounts in one run: `guard-round`, flows/round.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prefect import State, flow, get_run_logger
+from prefect import flow, get_run_logger
 from prefect.states import Failed
 
 from flows.instruments import sync_instruments
@@ -16,12 +18,32 @@ from posguard.errors import PosguardError
 from tasks.context import one_settings_per_run, settings, shared_registry
 
 
-def ended(state: object) -> State[Any]:
-    """A sync subflow called with `return_state=True` gives its final state (Prefect's types
-    also allow an awaitable, for async callers)."""
-    if not isinstance(state, State):
-        raise TypeError(f"a subflow returned {type(state).__name__}, not its state")
-    return state
+@dataclass
+class Subflows:
+    """Subflows run in turn: what each returned, and which failed, without stopping.
+
+    Each result is the value the subflow's engine returned in this process, never one read
+    back from its final state: when Prefect's client retries a state proposal the server had
+    already applied (a 503 after the commit, seen with SQLite under load), the server
+    rejects the duplicate and the engine keeps the server's copy of the state, which holds no
+    result (`MissingResult` in a clean-clone run of a guard whose three subflows completed).
+    """
+
+    done: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def run(self, name: str, subflow: Callable[[], Any]) -> bool:
+        """Whether it completed. A failure is kept (its own run is Failed and says why);
+        a cancellation or a crash of this process is not a failure and propagates."""
+        try:
+            self.done[name] = subflow()
+        except Exception as exc:
+            self.failed[name] = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def attempted(self) -> set[str]:
+        return set(self.done) | set(self.failed)
 
 
 @flow(name="guard-account", flow_run_name=run_name, log_prints=False)
@@ -42,33 +64,36 @@ def guard_account(
     claimed in the registry across the team as rounds claim them; on demand, all three.
     """
     due = _due_jobs(account) if when_due else {"instruments", "leverage"}
-    states: dict[str, State[Any]] = {}
+    subflows = Subflows()
     try:
-        if "instruments" in due:
-            states["instruments"] = ended(sync_instruments(account, return_state=True))
-            if not when_due and states["instruments"].is_completed():
-                # Checked on demand is checked: the team's next due check waits its interval
-                # from now. Leverage is not marked: a plan asked for by hand (a dry run, or
-                # live on this host's say) is no stand-in for the one the schedule makes.
-                _mark_done(account, ["instruments"])
-        states["reconcile"] = ended(
-            reconcile_positions(account, policy, run_expectations, return_state=True)
+        checked = "instruments" in due and subflows.run(
+            "instruments", lambda: sync_instruments(account)
         )
+        if checked and not when_due:
+            # Checked on demand is checked: the team's next due check waits its interval
+            # from now. Leverage is not marked: a plan asked for by hand (a dry run, or live
+            # on this host's say) is no stand-in for the one the schedule makes.
+            _mark_done(account, ["instruments"])
+        subflows.run("reconcile", lambda: reconcile_positions(account, policy, run_expectations))
         if "leverage" in due:
-            states["leverage"] = ended(recalculate_leverage(account, dry_run, return_state=True))
+            subflows.run("leverage", lambda: recalculate_leverage(account, dry_run))
     except BaseException:
         # Claimed for the whole team: work that did not happen (a crash, a cancellation) is
         # due again at once.
         if when_due:
-            _give_back(account, [job for job in due if job not in states])
+            _give_back(account, [job for job in due if job not in subflows.attempted()])
         raise
-    failed = [name for name, state in states.items() if not state.is_completed()]
+    failed = list(subflows.failed)
     if when_due:
         _give_back(account, [n for n in failed if n in ("instruments", "leverage")])
     if failed:
+        for name, why in subflows.failed.items():
+            get_run_logger().warning("%s: %s did not complete (%s)", account, name, why)
         return Failed(message=f"{account}: {', '.join(failed)} did not complete")
-    done: dict[str, Any] = {name: state.result() for name, state in states.items()}
-    return {**done, **{job: "not due" for job in ("instruments", "leverage") if job not in due}}
+    return {
+        **subflows.done,
+        **{job: "not due" for job in ("instruments", "leverage") if job not in due},
+    }
 
 
 def _job_keys(account: str) -> dict[str, str]:
