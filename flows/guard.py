@@ -15,6 +15,7 @@ from flows.leverage import recalculate_leverage
 from flows.naming import run_name
 from flows.reconcile import reconcile_positions
 from posguard.errors import PosguardError
+from posguard.registry import Registry
 from tasks.context import one_settings_per_run, settings, shared_registry
 
 
@@ -122,27 +123,45 @@ def _due_jobs(account: str) -> set[str]:
 
 
 def _mark_done(account: str, jobs: list[str]) -> None:
-    """Periodic jobs done now, outside the schedule's claim. Bookkeeping: a registry that
-    cannot take it costs one early check, not the run."""
-    keys = _job_keys(account)
-    try:
-        store = shared_registry()
-        for job in jobs:
-            store.claim_due(job, [keys[job]], every_seconds=0)
-    except PosguardError as exc:  # the registry's errors, translated
-        get_run_logger().warning(
-            "%s: %s done, but not marked in the registry (%s); the next due run repeats it",
-            account,
-            ", ".join(jobs),
-            exc,
-        )
+    """Periodic jobs done now, outside the schedule's claim."""
+    _update_claims(
+        account,
+        jobs,
+        "marked done",
+        lambda store, job, key: store.claim_due(job, [key], every_seconds=0),
+        "the next due run repeats it",
+    )
 
 
 def _give_back(account: str, jobs: list[str]) -> None:
     """Claimed jobs whose flow failed are due again at the next run."""
+    _update_claims(
+        account,
+        jobs,
+        "given back",
+        lambda store, job, key: store.give_back_due(job, [key]),
+        "due again only when their interval has passed",
+    )
+
+
+def _update_claims(
+    account: str,
+    jobs: list[str],
+    what: str,
+    update: Callable[[Registry, str, str], object],
+    otherwise: str,
+) -> None:
+    """Bookkeeping of the team's claims: a registry that cannot take it is said, and costs a
+    check repeated or delayed, never the run (nor, on the way out of a failed one, its own
+    error)."""
     if not jobs:
         return
     keys = _job_keys(account)
-    store = shared_registry()
-    for job in jobs:
-        store.give_back_due(job, [keys[job]])
+    try:
+        store = shared_registry()
+        for job in jobs:
+            update(store, job, keys[job])
+    except PosguardError as exc:  # the registry's errors, translated
+        get_run_logger().error(
+            "%s: %s not %s in the registry (%s); %s", account, ", ".join(jobs), what, exc, otherwise
+        )

@@ -3,13 +3,16 @@ results as the subflows returned them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 from prefect import flow
 from prefect.states import Failed
 
-from flows.guard import Subflows
+from flows.guard import Subflows, _update_claims
+from posguard.errors import RegistryError
+from tests.flows.conftest import Incident
 
 
 class Cancelled(BaseException):
@@ -59,3 +62,23 @@ def test_a_cancellation_is_not_a_failure_and_propagates() -> None:
         subflows.run("cut", cancelled)
     assert subflows.attempted() == {"done"}
     assert subflows.failed == {}
+
+
+@flow
+def claims_with_a_broken_registry(account: str) -> None:
+    def refuse(_store: Any, job: str, _key: str) -> None:
+        raise RegistryError(f"could not write the {job} claim: database is locked")
+
+    _update_claims(account, ["instruments", "leverage"], "given back", refuse, "due later")
+
+
+def test_a_registry_that_refuses_the_claims_bookkeeping_is_said_not_raised(
+    incident: Incident, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the way out of a failed run, a give-back the registry refuses must neither crash
+    the run nor hide why it failed: it is logged, with what it costs."""
+    with caplog.at_level(logging.ERROR, logger="prefect.flow_runs"):
+        claims_with_a_broken_registry("main")
+    assert "main: instruments, leverage not given back in the registry" in caplog.text
+    assert "database is locked" in caplog.text
+    assert "due later" in caplog.text
