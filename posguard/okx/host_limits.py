@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posguard.errors import ConfigError
-from posguard.okx.ratelimit import RateLimiter
+from posguard.okx.ratelimit import RateLimiter, slot_wait
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +118,12 @@ class HostWindows:
                 now = self._clock()
                 sent = sorted(t for t in window.sent if now - window_seconds < t <= now)
                 wait = window.penalty_left(now)
-                if wait == 0.0 and len(sent) < allowed:
+                if wait == 0.0:
+                    wait = slot_wait(sent, now, allowed, window_seconds)
+                if wait == 0.0:
                     window.sent = [*sent, now]
                     window.changed = True
                     return waited
-                if wait == 0.0:
-                    wait = sent[len(sent) - allowed] + window_seconds - now
             self._sleep(wait)
             waited += wait
 

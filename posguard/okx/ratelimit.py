@@ -10,7 +10,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+
+def slot_wait(sent: Sequence[float], now: float, limit: int, window_seconds: float) -> float:
+    """Seconds until one more request fits `limit` per window (0.0: it fits now), given the
+    stamps still inside the window, oldest first: the one that must leave first is the
+    `limit`-th from the newest."""
+    if len(sent) < limit:
+        return 0.0
+    # Never 0.0 when full (0.0 means "go"), whatever the float rounding.
+    return max(sent[len(sent) - limit] + window_seconds - now, 1e-6)
 
 
 class RateLimiter:
@@ -38,11 +48,11 @@ class RateLimiter:
                 while sent and sent[0] <= now - window_seconds:
                     sent.popleft()
                 wait = max(0.0, self._blocked_until.get(key, 0.0) - now)
-                if wait == 0.0 and len(sent) < limit:
+                if wait == 0.0:
+                    wait = slot_wait(sent, now, limit, window_seconds)
+                if wait == 0.0:
                     sent.append(now)
                     return waited
-                if wait == 0.0:
-                    wait = sent[0] + window_seconds - now
             self._sleep(wait)
             waited += wait
 
